@@ -1,0 +1,102 @@
+#pragma once
+// The op table: every tensor op is declared once here and dispatched on the
+// tensor's device to core/cpu/ or core/cuda/ (DESIGN principle 1). Ops validate
+// their inputs and throw attnlab::Error naming the op, shapes and dtypes.
+// Float ops take f32 or f64 (bf16 compute is CUDA-only); index tensors are i32 or i64.
+#include <utility>
+#include <vector>
+
+#include "core/functors.h"
+#include "core/tensor.h"
+
+namespace attnlab::ops {
+
+// ---- fills and copies ----
+void fill(Tensor& t, double value);
+void copy(Tensor& dst, const Tensor& src);  // same numel; converts dtype and crosses devices
+// Philox fills: element i draws from stream (seed, offset) at index i (core/philox.h).
+void uniform(Tensor& t, uint64_t seed, uint64_t offset, double lo, double hi);
+void normal(Tensor& t, uint64_t seed, uint64_t offset, double mean, double std);
+
+// ---- matrix multiply ----
+// op(a) @ op(b), op = transpose of the last two dims when the flag is set.
+// a: [..., M, K], b: [..., K, N] with equal batch dims, or b 2-D (shared by all
+// batches). Result [..., M, N].
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+
+// ---- element-wise ----
+Tensor unary(UnaryOp op, const Tensor& x);
+Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& dy);  // dy * f'(x)
+// NumPy broadcasting: shapes align from the right; a dim of 1 (or a missing one) stretches.
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+inline Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::add, a, b); }
+inline Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::sub, a, b); }
+inline Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::mul, a, b); }
+inline Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::div, a, b); }
+Shape broadcast_shape(const Shape& a, const Shape& b, const char* op);
+// Sums x down to `shape` (the inverse of broadcasting `shape` up to x's shape).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+Tensor scale(const Tensor& x, double alpha);        // alpha * x
+Tensor add_scalar(const Tensor& x, double value);   // x + value
+void axpy(Tensor& y, double alpha, const Tensor& x);  // y += alpha * x, same shape
+
+// ---- reductions (over the last dim, which is dropped, or over all elements -> shape {}) ----
+Tensor sum_last(const Tensor& x);
+Tensor mean_last(const Tensor& x);
+std::pair<Tensor, Tensor> max_last(const Tensor& x);  // values, i64 argmax (first maximum)
+Tensor sum_all(const Tensor& x);
+Tensor mean_all(const Tensor& x);
+Tensor max_all(const Tensor& x);
+// out[..., n] of zeros with out[..., idx[...]] = src[...]; the adjoint of picking by index.
+Tensor scatter_last(const Tensor& idx, const Tensor& src, int64_t n);
+
+// ---- softmax over the last dim ----
+Tensor softmax(const Tensor& x);
+Tensor log_softmax(const Tensor& x);
+Tensor softmax_backward(const Tensor& y, const Tensor& dy);      // y = softmax(x)
+Tensor log_softmax_backward(const Tensor& y, const Tensor& dy);  // y = log_softmax(x)
+
+// ---- normalisation over the last dim, fused forward and backward ----
+struct NormOut {
+  Tensor y, mean, rstd;  // mean/rstd: x's shape without the last dim; mean undefined for RMSNorm
+};
+struct NormGrads {
+  Tensor dx, dw, db;  // db undefined when there is no bias
+};
+// y = (x - mean) * rstd * w + b; `b` may be undefined.
+NormOut layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps);
+NormGrads layer_norm_backward(const Tensor& x, const Tensor& w, const NormOut& fwd,
+                              const Tensor& dy, bool has_bias);
+// y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps)
+NormOut rms_norm(const Tensor& x, const Tensor& w, double eps);
+NormGrads rms_norm_backward(const Tensor& x, const Tensor& w, const NormOut& fwd, const Tensor& dy);
+
+// ---- embedding ----
+Tensor embedding(const Tensor& weight, const Tensor& ids);  // [V, D], ids [...] -> [..., D]
+// Scatter-add of dy [..., D] into a [vocab, D] gradient.
+Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab);
+
+// ---- fused softmax cross-entropy ----
+struct CrossEntropyOut {
+  Tensor loss;     // shape {}: mean over targets != ignore_index (0 when there are none)
+  Tensor dlogits;  // d loss / d logits, same shape as logits; undefined unless requested
+  int64_t count = 0;  // targets that counted
+};
+// logits [N, V], targets [N] (i32/i64). One pass per row computes the loss and its gradient.
+CrossEntropyOut cross_entropy(const Tensor& logits, const Tensor& targets,
+                              int64_t ignore_index = -100, bool with_grad = true);
+
+// ---- layout ----
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);  // a contiguous copy
+Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
+
+// ---- masking and scans ----
+// x where mask == 0, `value` where mask != 0; mask broadcasts to x (any dtype).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+// a where cond != 0 else b; all three broadcast together.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// Inclusive prefix sum along `dim`; `reverse` sums from the end (cumsum's adjoint).
+Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);
+
+}  // namespace attnlab::ops
