@@ -1,0 +1,55 @@
+#pragma once
+// CPU kernels behind core/ops.h (Eigen + OpenMP). core/ops.cpp has validated
+// shapes, dtypes and devices and allocated the outputs; these only compute.
+#include <cstdint>
+#include <vector>
+
+#include "core/functors.h"
+#include "core/tensor.h"
+
+namespace attnlab::cpu {
+
+void fill(Tensor& t, double value);
+void copy(Tensor& dst, const Tensor& src);
+void uniform(Tensor& t, uint64_t seed, uint64_t offset, double lo, double hi);
+void normal(Tensor& t, uint64_t seed, uint64_t offset, double mean, double std);
+
+void matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& out);
+
+void unary(UnaryOp op, const Tensor& x, Tensor& out);
+void unary_backward(UnaryOp op, const Tensor& x, const Tensor& dy, Tensor& dx);
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out);
+void sum_to(const Tensor& x, Tensor& out);
+void scale(const Tensor& x, double alpha, Tensor& out);
+void add_scalar(const Tensor& x, double value, Tensor& out);
+void axpy(Tensor& y, double alpha, const Tensor& x);
+void masked_fill(const Tensor& x, const Tensor& mask, double value, Tensor& out);
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out);
+
+void sum_last(const Tensor& x, double multiplier, Tensor& out);  // out = multiplier * sum
+void max_last(const Tensor& x, Tensor& values, Tensor& indices);
+void sum_all(const Tensor& x, double multiplier, Tensor& out);
+void scatter_last(const Tensor& idx, const Tensor& src, Tensor& out);
+void cumsum(const Tensor& x, int64_t dim, bool reverse, Tensor& out);
+
+void softmax(const Tensor& x, bool log, Tensor& out);
+void softmax_backward(const Tensor& y, const Tensor& dy, bool log, Tensor& dx);
+void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
+                   Tensor& loss, Tensor* dlogits, int64_t& count);
+
+void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps, Tensor& y,
+                Tensor& mean, Tensor& rstd);
+void layer_norm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& dy, Tensor& dx, Tensor& dw, Tensor* db);
+void rms_norm(const Tensor& x, const Tensor& w, double eps, Tensor& y, Tensor& rstd);
+void rms_norm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dy,
+                       Tensor& dx, Tensor& dw);
+
+void embedding(const Tensor& weight, const Tensor& ids, Tensor& out);
+void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dweight);
+
+void transpose(const Tensor& x, int64_t d0, int64_t d1, Tensor& out);
+void concat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
+void split(const Tensor& x, int64_t dim, std::vector<Tensor>& outs);
+
+}  // namespace attnlab::cpu
