@@ -11,7 +11,7 @@ namespace attnlab {
 enum class UnaryOp {
   gelu_tanh, relu, relu2, silu, sigmoid, softplus, tanh, exp, log, square, neg, sqrt, abs
 };
-enum class BinaryOp { add, sub, mul, div, maximum, minimum };
+enum class BinaryOp { add, sub, mul, div };
 
 const char* unary_name(UnaryOp op);
 const char* binary_name(BinaryOp op);
@@ -105,8 +105,6 @@ ATTNLAB_HOST_DEVICE T binary(T a, T b) {
   else if constexpr (OP == BinaryOp::sub) return a - b;
   else if constexpr (OP == BinaryOp::mul) return a * b;
   else if constexpr (OP == BinaryOp::div) return a / b;
-  else if constexpr (OP == BinaryOp::maximum) return a > b ? a : b;
-  else if constexpr (OP == BinaryOp::minimum) return a < b ? a : b;
 }
 
 }  // namespace fn
@@ -135,8 +133,6 @@ decltype(auto) dispatch_binary(BinaryOp op, F&& f) {
     case BinaryOp::sub: return f.template operator()<BinaryOp::sub>();
     case BinaryOp::mul: return f.template operator()<BinaryOp::mul>();
     case BinaryOp::div: return f.template operator()<BinaryOp::div>();
-    case BinaryOp::maximum: return f.template operator()<BinaryOp::maximum>();
-    case BinaryOp::minimum: return f.template operator()<BinaryOp::minimum>();
   }
   return f.template operator()<BinaryOp::add>();  // unreachable
 }

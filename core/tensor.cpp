@@ -42,7 +42,7 @@ Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
 
 template <class T>
 Tensor Tensor::from(const std::vector<T>& values, Shape shape, Device device) {
-  if (shape.empty() && values.size() != 1) shape = {static_cast<int64_t>(values.size())};
+  if (shape.empty()) shape = {static_cast<int64_t>(values.size())};
   ATTNLAB_CHECK(numel_of(shape) == static_cast<int64_t>(values.size()), "Tensor::from: ",
                 values.size(), " values do not fill shape ", shape_str(shape));
   Tensor host = empty(shape, dtype_v<T>);

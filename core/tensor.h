@@ -29,7 +29,7 @@ class Tensor {
   static Tensor scalar(double value, DType dtype = DType::f32, Device device = Device::cpu());
   // 0, 1, ..., n-1
   static Tensor arange(int64_t n, DType dtype = DType::i64, Device device = Device::cpu());
-  // Copies host values; the dtype is T's. `shape` defaults to 1-D.
+  // Copies host values; the dtype is T's. An empty `shape` means 1-D (scalars: Tensor::scalar).
   template <class T>
   static Tensor from(const std::vector<T>& values, Shape shape = {}, Device device = Device::cpu());
   static Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
