@@ -9,7 +9,7 @@ namespace attnlab::cuda {
 
 namespace {
 
-constexpr int kMaxDims = 8;
+constexpr int kMaxDims = 12;
 
 // The output's dims (outermost first) after dropping size-1 dims and merging
 // neighbours that both inputs traverse alike; stride 0 marks a stretched input dim.
