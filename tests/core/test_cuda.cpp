@@ -25,8 +25,7 @@ const UnaryOp kUnaryOps[] = {UnaryOp::gelu_tanh, UnaryOp::relu,    UnaryOp::relu
                              UnaryOp::tanh,      UnaryOp::exp,     UnaryOp::log,
                              UnaryOp::square,    UnaryOp::neg,     UnaryOp::sqrt,
                              UnaryOp::abs};
-const BinaryOp kBinaryOps[] = {BinaryOp::add, BinaryOp::sub,     BinaryOp::mul,
-                               BinaryOp::div, BinaryOp::maximum, BinaryOp::minimum};
+const BinaryOp kBinaryOps[] = {BinaryOp::add, BinaryOp::sub, BinaryOp::mul, BinaryOp::div};
 const DType kAllDTypes[] = {DType::f32, DType::f64, DType::bf16,
                             DType::i32, DType::i64, DType::u16};
 
