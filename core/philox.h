@@ -56,6 +56,15 @@ ATTNLAB_HOST_DEVICE double normal_at(uint64_t seed, uint64_t offset, uint64_t i)
   return lane % 2 == 0 ? radius * cos(theta) : radius * sin(theta);
 }
 
+// The values fills store: lo + (hi - lo) u and mean + std z, each as one
+// correctly rounded FMA so that host and device round identically.
+ATTNLAB_HOST_DEVICE double uniform_value(uint64_t seed, uint64_t offset, uint64_t i, double lo, double hi) {
+  return fma(hi - lo, uniform_at(seed, offset, i), lo);
+}
+ATTNLAB_HOST_DEVICE double normal_value(uint64_t seed, uint64_t offset, uint64_t i, double mean, double std) {
+  return fma(std, normal_at(seed, offset, i), mean);
+}
+
 // Philox calls a fill of n elements consumes.
 ATTNLAB_HOST_DEVICE uint64_t calls_for(uint64_t n) { return (n + 3) / 4; }
 

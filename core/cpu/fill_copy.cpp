@@ -61,13 +61,11 @@ void philox_fill(Tensor& t, Draw draw) {
 
 // Computed in double and cast once to the dtype, exactly as the CUDA kernels do.
 void uniform(Tensor& t, uint64_t seed, uint64_t offset, double lo, double hi) {
-  philox_fill(t, [=](uint64_t i) {
-    return lo + (hi - lo) * philox::uniform_at(seed, offset, i);
-  });
+  philox_fill(t, [=](uint64_t i) { return philox::uniform_value(seed, offset, i, lo, hi); });
 }
 
 void normal(Tensor& t, uint64_t seed, uint64_t offset, double mean, double std) {
-  philox_fill(t, [=](uint64_t i) { return mean + std * philox::normal_at(seed, offset, i); });
+  philox_fill(t, [=](uint64_t i) { return philox::normal_value(seed, offset, i, mean, std); });
 }
 
 }  // namespace attnlab::cpu

@@ -8,18 +8,11 @@ namespace attnlab::cuda {
 
 namespace {
 
-// shift + scale * r as one correctly rounded FMA: nvcc would fuse it anyway, and
-// saying so makes the result exact and reproducible (a host std::fma matches it bit for bit).
-__device__ __forceinline__ double affine(double shift, double scale, double r) {
-  return __fma_rn(scale, r, shift);
-}
-
 template <class T>
 __global__ void uniform_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
-                               double range) {
+                               double hi) {
   for (int64_t i = grid_start(); i < n; i += grid_stride()) {
-    double u = philox::uniform_at(seed, offset, static_cast<uint64_t>(i));
-    out[i] = cast_to<T>(affine(lo, range, u));
+    out[i] = cast_to<T>(philox::uniform_value(seed, offset, static_cast<uint64_t>(i), lo, hi));
   }
 }
 
@@ -27,8 +20,7 @@ template <class T>
 __global__ void normal_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
                               double std) {
   for (int64_t i = grid_start(); i < n; i += grid_stride()) {
-    double z = philox::normal_at(seed, offset, static_cast<uint64_t>(i));
-    out[i] = cast_to<T>(affine(mean, std, z));
+    out[i] = cast_to<T>(philox::normal_value(seed, offset, static_cast<uint64_t>(i), mean, std));
   }
 }
 
@@ -40,7 +32,7 @@ void uniform(Tensor& t, uint64_t seed, uint64_t offset, double lo, double hi) {
   DeviceGuard guard(t.device().index);
   dispatch_float(t.dtype(), "uniform", [&]<class T>() {
     uniform_kernel<T><<<blocks_for(n), kThreads>>>(static_cast<T*>(t.raw_data()), n, seed, offset,
-                                                   lo, hi - lo);
+                                                   lo, hi);
     ATTNLAB_CUDA_CHECK_LAUNCH("uniform_kernel");
   });
 }
