@@ -1,0 +1,185 @@
+// From text to typed, validated structs: per-key types, ranges and choices, then the
+// derived defaults and the checks that span several keys.
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cmath>
+#include <initializer_list>
+#include <limits>
+#include <type_traits>
+
+#include "core/error.h"
+#include "train/config_detail.h"
+
+namespace attnlab::config {
+namespace {
+
+std::string check_number(const Check& c, double v) {
+  const bool low = c.lo_open ? v <= c.lo : v < c.lo;
+  const bool high = c.hi_open ? v >= c.hi : v > c.hi;
+  return low || high ? "out of range: expected " + range_text(c) : "";
+}
+
+std::string check_choice(const Check& c, std::string_view v) {
+  std::vector<std::string> choices;
+  for (std::size_t start = 0;;) {
+    const auto bar = c.choices.find('|', start);
+    choices.emplace_back(c.choices.substr(start, bar == std::string_view::npos ? c.choices.npos : bar - start));
+    if (bar == std::string_view::npos) break;
+    start = bar + 1;
+  }
+  if (std::find(choices.begin(), choices.end(), v) != choices.end()) return "";
+  std::string what = "expected one of ";
+  for (std::size_t i = 0; i < choices.size(); ++i) what += (i ? ", " : "") + choices[i];
+  std::string folded(v);
+  for (auto& ch : folded) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (const std::string near = closest(folded, choices); !near.empty()) what += " (did you mean '" + near + "'?)";
+  return what;
+}
+
+class Builder {
+ public:
+  explicit Builder(const Raw& raw) : raw_(raw) {}
+
+  template <class S>
+  void fill(const Section<S>& section, const std::string& prefix, S& out) {
+    for (const auto& f : section.fields) {
+      const std::string full = prefix + "." + std::string(f.name);
+      const auto it = raw_.values.find(full);
+      const RawValue rv = it != raw_.values.end() ? it->second : RawValue{std::string(f.def), Where{raw_.source}};
+      set(f, full, rv, out);
+      seen_[full] = rv;
+    }
+  }
+
+  // A cross-key error cites the first of `keys` the user set (file or command line),
+  // since that is the value to change; with none set, the first key at its default.
+  [[noreturn]] void fail_at(std::initializer_list<std::string> keys, const std::string& what) const {
+    const std::string* cited = nullptr;
+    for (const auto& k : keys) {
+      const auto it = seen_.find(k);
+      if (it != seen_.end() && !it->second.where.is_default()) {
+        cited = &k;
+        break;
+      }
+    }
+    if (!cited) cited = keys.begin();
+    const RawValue& rv = seen_.at(*cited);
+    fail(rv.where, *cited, rv.text, what);
+  }
+
+ private:
+  template <class S>
+  void set(const Field<S>& f, const std::string& full, const RawValue& rv, S& out) {
+    std::string err;
+    std::visit(
+        [&](auto m) {
+          auto& dst = out.*m;
+          using T = std::remove_cvref_t<decltype(dst)>;
+          if constexpr (std::is_same_v<T, bool>) {
+            err = parse_bool(rv.text, dst);
+          } else if constexpr (std::is_integral_v<T>) {
+            std::int64_t v = 0;
+            err = parse_int(rv.text, v);
+            if (err.empty()) err = check_number(f.check, static_cast<double>(v));
+            if (err.empty() && (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()))
+              err = detail::cat("out of range: expected at most ", std::numeric_limits<T>::max());
+            dst = static_cast<T>(v);
+          } else if constexpr (std::is_same_v<T, double>) {
+            err = parse_float(rv.text, dst);
+            if (err.empty()) err = check_number(f.check, dst);
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            err = parse_string(rv.text, dst);
+            if (err.empty() && !f.check.choices.empty()) err = check_choice(f.check, dst);
+            if (err.empty() && f.check.custom) {
+              const std::string expected = f.check.custom(dst);
+              if (!expected.empty()) err = "expected " + expected;
+            }
+          } else {
+            err = parse_list(rv.text, dst);
+          }
+        },
+        f.member);
+    if (!err.empty()) fail(rv.where, full, rv.text, err);
+  }
+
+  const Raw& raw_;
+  std::map<std::string, RawValue> seen_;  // every key's text and origin, defaults included
+};
+
+void resolve_attn(AttnConfig& a, const ModelConfig& m, const Builder& b) {
+  const std::string p = "attn." + a.name + ".", sec = "[attn." + a.name + "]";
+  if (a.n_head == 0) a.n_head = m.n_head;
+  if (a.n_kv_head == 0) a.n_kv_head = a.n_head;
+  if (a.n_kv_head > a.n_head || a.n_head % a.n_kv_head != 0)
+    b.fail_at({p + "n_kv_head", p + "n_head", "model.n_head"},
+              detail::cat("the ", a.n_kv_head, " key/value heads of ", sec, " must divide its ", a.n_head,
+                          " query heads"));
+  if (a.d_head == 0) {
+    if (m.d_model % a.n_head != 0)
+      b.fail_at({p + "n_head", "model.n_head", "model.d_model"},
+                detail::cat("model.d_model = ", m.d_model, " is not divisible by the ", a.n_head, " heads of ",
+                            sec, "; set ", p, "d_head to choose the head width"));
+    a.d_head = m.d_model / a.n_head;
+  }
+  if (a.pos == "rope") {
+    const double rotated = a.d_head * a.rope_fraction;
+    const double whole = std::round(rotated);
+    if (std::fabs(rotated - whole) > 1e-6 || whole < 2 || static_cast<long long>(whole) % 2 != 0)
+      b.fail_at({p + "rope_fraction", p + "d_head", p + "n_head", "model.n_head", "model.d_model"},
+                detail::cat("RoPE in ", sec, " would rotate ", rotated, " of the ", a.d_head,
+                            " dims of a head; rope_fraction * d_head must be an even whole number"));
+  }
+  if (a.mask == "window" && a.window == 0)
+    b.fail_at({p + "window", p + "mask"}, detail::cat("mask = window in ", sec, " needs ", p, "window >= 1"));
+}
+
+std::string section_list(const std::vector<AttnConfig>& attn) {
+  std::string s;
+  for (const auto& a : attn) s += (s.empty() ? "[attn." : ", [attn.") + a.name + "]";
+  return s;
+}
+
+}  // namespace
+
+Config build(const Raw& raw) {
+  Builder b(raw);
+  Config c;
+  c.source = raw.source;
+  b.fill(model_section(), "model", c.model);
+  for (const auto& name : raw.attn) {
+    AttnConfig a;
+    a.name = name;
+    b.fill(attn_section(), "attn." + name, a);
+    c.attn.push_back(std::move(a));
+  }
+  b.fill(optim_section(), "optim", c.optim);
+  b.fill(data_section(), "data", c.data);
+  b.fill(train_section(), "train", c.train);
+
+  ModelConfig& m = c.model;
+  if (m.d_mlp == 0) {
+    if (4LL * m.d_model > INT_MAX) b.fail_at({"model.d_model"}, "too large: 4*d_model overflows d_mlp");
+    m.d_mlp = 4 * m.d_model;
+  }
+  if (c.data.tokenizer == "byte" && m.vocab_size < 256)
+    b.fail_at({"model.vocab_size", "data.tokenizer"}, "the byte tokenizer needs model.vocab_size >= 256");
+  if (c.data.seq_len > m.block_size)
+    b.fail_at({"data.seq_len", "model.block_size"},
+              detail::cat("data.seq_len = ", c.data.seq_len, " exceeds model.block_size = ", m.block_size,
+                          ", the model's maximum context"));
+  for (auto& a : c.attn) resolve_attn(a, m, b);
+  for (const auto& name : m.layers) {
+    const bool known = std::any_of(c.attn.begin(), c.attn.end(), [&](const AttnConfig& a) { return a.name == name; });
+    if (!known)
+      b.fail_at({"model.layers"}, "no section [attn." + name + "]; the attention sections are " + section_list(c.attn));
+  }
+  for (int i = 0; i < m.n_layer; ++i)
+    c.layer_attn.push_back(c.attn_named(m.layers[static_cast<std::size_t>(i) % m.layers.size()]));
+  if (c.optim.warmup_steps > c.train.steps)
+    b.fail_at({"optim.warmup_steps", "train.steps"},
+              detail::cat("optim.warmup_steps = ", c.optim.warmup_steps, " exceeds train.steps = ", c.train.steps));
+  return c;
+}
+
+}  // namespace attnlab::config

@@ -1,0 +1,148 @@
+#include "train/config_schema.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace attnlab::config {
+namespace {
+
+std::string check_device(std::string_view v) {
+  if (v == "cpu" || v == "cuda") return "";
+  if (v.starts_with("cuda:") && v.size() > 5 &&
+      v.find_first_not_of("0123456789", 5) == std::string_view::npos)
+    return "";
+  return "cpu, cuda or cuda:N";
+}
+
+std::string check_not_empty(std::string_view v) { return v.empty() ? "a non-empty value" : ""; }
+
+}  // namespace
+
+const Section<ModelConfig>& model_section() {
+  using M = ModelConfig;
+  static const Section<M> s{
+      "model", "the network",
+      {
+          {"vocab_size", &M::vocab_size, "256", "vocabulary size (the byte tokenizer needs >= 256)", at_least(1)},
+          {"n_layer", &M::n_layer, "4", "number of transformer blocks", at_least(1)},
+          {"n_head", &M::n_head, "4", "attention heads (default for attn sections)", at_least(1)},
+          {"d_model", &M::d_model, "256", "width of the residual stream", at_least(1)},
+          {"d_mlp", &M::d_mlp, "0", "hidden width of the MLP; 0 = 4*d_model", at_least(0)},
+          {"mlp", &M::mlp, "gelu", "MLP type", one_of("gelu|relu2|swiglu")},
+          {"norm", &M::norm, "layer", "normalization (LayerNorm or RMSNorm)", one_of("layer|rms")},
+          {"norm_eps", &M::norm_eps, "1e-5", "epsilon of the norms", above(0)},
+          {"pos_emb", &M::pos_emb, "learned", "absolute position embeddings added to the input",
+           one_of("learned|none")},
+          {"block_size", &M::block_size, "256", "maximum context length", at_least(1)},
+          {"tie_embeddings", &M::tie_embeddings, "true", "share the input embedding and output projection"},
+          {"bias", &M::bias, "false", "biases in Linear layers and norms"},
+          {"dropout", &M::dropout, "0.0", "dropout on the residual branches and embeddings", right_open(0, 1)},
+          {"init_std", &M::init_std, "0.02", "standard deviation of the weight init", above(0)},
+          {"layers", &M::layers, "default",
+           "comma-separated [attn.NAME] section names, cycled over the layers"},
+      }};
+  return s;
+}
+
+const Section<AttnConfig>& attn_section() {
+  using A = AttnConfig;
+  static const Section<A> s{
+      "attn", "one attention variant; any number of [attn.NAME] sections, picked by model.layers",
+      {
+          {"kind", &A::kind, "softmax", "attention family",
+           one_of("softmax|diff|linear|gla|delta|retention|moh")},
+          {"n_head", &A::n_head, "0", "query heads; 0 = model.n_head", at_least(0)},
+          {"n_kv_head", &A::n_kv_head, "0", "key/value heads (1 = MQA, k = GQA); 0 = n_head", at_least(0)},
+          {"d_head", &A::d_head, "0", "width of a head; 0 = d_model/n_head", at_least(0)},
+          {"pos", &A::pos, "rope", "positional encoding inside attention", one_of("rope|nope|alibi")},
+          {"rope_theta", &A::rope_theta, "10000", "RoPE base", above(0)},
+          {"rope_fraction", &A::rope_fraction, "1.0", "fraction of each head's dims that RoPE rotates",
+           left_open(0, 1)},
+          {"mask", &A::mask, "causal", "attention mask", one_of("causal|none|window")},
+          {"window", &A::window, "0", "sliding-window size for mask = window", at_least(0)},
+          {"qk_norm", &A::qk_norm, "none", "normalization of queries and keys", one_of("none|rms|layer")},
+          {"softcap", &A::softcap, "0", "tanh cap on the attention logits; 0 = off", at_least(0)},
+          {"scale", &A::scale, "0", "logit scale; 0 = 1/sqrt(d_head)", at_least(0)},
+          {"impl", &A::impl, "auto", "kernel (auto = fused where available, else reference)",
+           one_of("auto|fused|reference")},
+      }};
+  return s;
+}
+
+const Section<OptimConfig>& optim_section() {
+  using O = OptimConfig;
+  static const Section<O> s{
+      "optim", "optimizer and learning-rate schedule",
+      {
+          {"name", &O::name, "adamw", "optimizer", one_of("adamw|sgd")},
+          {"lr", &O::lr, "3e-4", "peak learning rate", at_least(0)},
+          {"min_lr_ratio", &O::min_lr_ratio, "0.1", "final learning rate as a fraction of lr", between(0, 1)},
+          {"beta1", &O::beta1, "0.9", "AdamW first-moment decay", right_open(0, 1)},
+          {"beta2", &O::beta2, "0.95", "AdamW second-moment decay", right_open(0, 1)},
+          {"eps", &O::eps, "1e-8", "AdamW epsilon", above(0)},
+          {"weight_decay", &O::weight_decay, "0.1", "decoupled weight decay", at_least(0)},
+          {"momentum", &O::momentum, "0.9", "SGD momentum", right_open(0, 1)},
+          {"grad_clip", &O::grad_clip, "1.0", "clip the global gradient norm to this; 0 = off", at_least(0)},
+          {"schedule", &O::schedule, "cosine", "learning-rate schedule after warmup (wsd = warmup-stable-decay)",
+           one_of("cosine|constant|wsd")},
+          {"warmup_steps", &O::warmup_steps, "0", "linear warmup steps", at_least(0)},
+          {"decay_fraction", &O::decay_fraction, "0.2", "wsd: fraction of the steps spent decaying",
+           between(0, 1)},
+      }};
+  return s;
+}
+
+const Section<DataConfig>& data_section() {
+  using D = DataConfig;
+  static const Section<D> s{
+      "data", "token shards and batching",
+      {
+          {"train", &D::train, "", "path of the training token shard (HDF5 or llm.c .bin), needed to train"},
+          {"val", &D::val, "", "path of the validation token shard; empty = no validation"},
+          {"tokenizer", &D::tokenizer, "byte", "\"byte\" or the path of a tokenizer.json",
+           custom(check_not_empty)},
+          {"seq_len", &D::seq_len, "256", "tokens per training sequence", at_least(1)},
+          {"batch_size", &D::batch_size, "8", "sequences per micro-batch", at_least(1)},
+      }};
+  return s;
+}
+
+const Section<TrainConfig>& train_section() {
+  using T = TrainConfig;
+  static const Section<T> s{
+      "train", "the training run",
+      {
+          {"steps", &T::steps, "1000", "optimizer steps", at_least(1)},
+          {"grad_accum", &T::grad_accum, "1", "micro-batches per optimizer step", at_least(1)},
+          {"eval_every", &T::eval_every, "100", "steps between validations; 0 = never", at_least(0)},
+          {"eval_batches", &T::eval_batches, "20", "batches per validation", at_least(1)},
+          {"log_every", &T::log_every, "10", "steps between metric lines", at_least(1)},
+          {"ckpt_every", &T::ckpt_every, "0", "steps between checkpoints; 0 = only at the end", at_least(0)},
+          {"out_dir", &T::out_dir, "runs/default", "run directory (metrics, checkpoints, config)",
+           custom(check_not_empty)},
+          {"seed", &T::seed, "1337", "seed of init, data order and dropout", at_least(0)},
+          {"device", &T::device, "cpu", "where to train", custom(check_device, "cpu, cuda or cuda:N")},
+          {"precision", &T::precision, "fp32", "compute precision (master weights stay fp32)",
+           one_of("fp32|bf16")},
+          {"peak_flops", &T::peak_flops, "1e11", "peak FLOP/s of the device, the roof for MFU", above(0)},
+          {"threads", &T::threads, "0", "CPU threads; 0 = all cores", at_least(0)},
+          {"attn_entropy", &T::attn_entropy, "false", "log per-layer, per-head attention entropy at evals"},
+      }};
+  return s;
+}
+
+std::string range_text(const Check& c) {
+  auto num = [](double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", x);
+    return std::string(buf);
+  };
+  const bool has_lo = std::isfinite(c.lo), has_hi = std::isfinite(c.hi);
+  if (has_lo && has_hi)
+    return "in " + std::string(c.lo_open ? "(" : "[") + num(c.lo) + ", " + num(c.hi) + (c.hi_open ? ")" : "]");
+  if (has_lo) return (c.lo_open ? "> " : ">= ") + num(c.lo);
+  if (has_hi) return (c.hi_open ? "< " : "<= ") + num(c.hi);
+  return "";
+}
+
+}  // namespace attnlab::config
