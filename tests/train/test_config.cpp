@@ -168,6 +168,19 @@ TEST(Config, TinyExampleIsValid) {
   EXPECT_EQ(c.layer_attn[1].d_head, 32);
 }
 
+TEST(Config, EveryExampleConfigIsValid) {
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(source_dir() / "configs")) {
+    if (entry.path().extension() != ".ini") continue;
+    EXPECT_NO_THROW(load_config(entry.path())) << entry.path();
+    ++n;
+  }
+  EXPECT_GE(n, 1);
+  const Config h = load_config(source_dir() / "configs" / "tiny_hybrid.ini");
+  EXPECT_EQ(h.layer_attn[2].window, 16);
+  EXPECT_EQ(h.layer_attn[3].pos, "nope");
+}
+
 TEST(Config, ParsesValuesOfEveryType) {
   const Config c = load_text(
       "# comment\n"
@@ -371,6 +384,7 @@ TEST(ConfigErrors, CommandLineErrorsNameTheOption) {
   expect_cli_error({"--attn.x.y.z=1"}, {"command line --attn.x.y.z=1", "unknown key 'y.z'"});
   expect_cli_error({"--optim.lr"}, {"--optim.lr", "missing"});
   expect_cli_error({"--optim.lr", "--train.steps=3"}, {"--optim.lr", "missing value"});
+  expect_cli_error({"--data.train=a#b"}, {"command line --data.train=a#b", "no '#'"});
   expect_cli_error({"stray"}, {"unexpected argument 'stray'"});
   expect_cli_error({"--lr=1"}, {"command line --lr=1", "--section.key=value", "[optim]"});
   expect_cli_error({"--model.d_mlp=-5"}, {"command line --model.d_mlp=-5", ">= 0"});
