@@ -96,8 +96,7 @@ void check_section(std::string_view name, const Where& w) {
     what = "unknown section" + (near.empty() ? std::string() : " (did you mean [" + near + "]?)") +
            "; sections are [model], [attn.NAME], [optim], [data], [train]";
   }
-  const std::string at = w.command_line ? "command line" : detail::cat(w.source, ":", w.line);
-  throw Error(detail::cat(at, ": [", name, "]: ", what));
+  throw Error(detail::cat(w.source, ":", w.line, ": [", name, "]: ", what));
 }
 
 void check_key(std::string_view full, std::string_view value, const Where& w) {
