@@ -1,0 +1,156 @@
+#include "train/commands.h"
+
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "core/error.h"
+#include "data/prepare.h"
+#include "data/tokenizer.h"
+#include "train/generate.h"
+#include "train/trainer.h"
+
+namespace attnlab {
+
+namespace po = boost::program_options;
+
+namespace {
+
+// Parses `args` against `desc`; Boost's errors become one attnlab::Error line.
+// Returns false when --help was asked for (and printed).
+bool parse_args(const char* cmd, const std::vector<std::string>& args, po::options_description& desc,
+                po::variables_map& vm, const po::positional_options_description* pos = nullptr) {
+  desc.add_options()("help,h", "show this help");
+  try {
+    po::command_line_parser parser(args);
+    parser.options(desc);
+    if (pos) parser.positional(*pos);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: attnlab " << cmd << " [options]\n" << desc;
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw Error(detail::cat(e.what(), " (see attnlab ", cmd, " --help)"));
+  }
+  return true;
+}
+
+}  // namespace
+
+int cmd_train(std::vector<std::string> args) {
+  std::vector<std::string> overrides = take_config_options(args);
+  po::options_description desc("attnlab train CONFIG.ini [--section.key=value ...]\n\noptions");
+  desc.add_options()("config", po::value<std::string>(), "the INI file")(
+      "resume", po::value<std::string>(), "continue the run in this directory from its checkpoint")(
+      "quiet,q", po::bool_switch(), "no progress display");
+  po::positional_options_description pos;
+  pos.add("config", 1);
+  po::variables_map vm;
+  bool wants_help = std::find(args.begin(), args.end(), "--help") != args.end() ||
+                    std::find(args.begin(), args.end(), "-h") != args.end();
+  if (!parse_args("train", args, desc, vm, &pos)) {
+    if (wants_help) std::cout << "\nconfiguration keys (set in the INI file or as --section.key=value):\n\n"
+                              << config_help();
+    return 0;
+  }
+  TrainerOptions opts;
+  opts.quiet = vm["quiet"].as<bool>();
+  std::unique_ptr<Trainer> trainer;
+  if (vm.count("resume")) {
+    ATTNLAB_CHECK(!vm.count("config"), "--resume takes its config from the run's checkpoint; drop ",
+                  vm["config"].as<std::string>());
+    trainer = Trainer::resume(vm["resume"].as<std::string>(), overrides, opts);
+  } else {
+    ATTNLAB_CHECK(vm.count("config"), "no config file given (usage: attnlab train CONFIG.ini)");
+    trainer = std::make_unique<Trainer>(load_config(vm["config"].as<std::string>(), overrides), opts);
+  }
+  std::printf("attnlab train: %lld parameters, run dir %s\n",
+              static_cast<long long>(trainer->model().num_parameters()), trainer->config().train.out_dir.c_str());
+  TrainSummary s = trainer->run();
+  std::printf("attnlab train: %lld steps, final loss %.4f", static_cast<long long>(s.steps), s.last_loss);
+  if (!std::isnan(s.last_val_loss)) std::printf(", val loss %.4f", s.last_val_loss);
+  std::printf(", %.0f tok/s; checkpoint %s/ckpt.h5\n", s.tokens_per_s, s.run_dir.c_str());
+  return 0;
+}
+
+int cmd_prepare(const std::vector<std::string>& args) {
+  po::options_description desc("attnlab prepare: tokenize a text file into train/val token shards\n\noptions");
+  desc.add_options()("input", po::value<std::string>()->required(), "the text file")(
+      "tokenizer", po::value<std::string>()->default_value("byte"), "byte | bpe:N (train a BPE of N tokens)")(
+      "out", po::value<std::string>()->required(), "output directory")(
+      "val_fraction", po::value<double>()->default_value(0.1), "share of the text (its end) held out for val")(
+      "format", po::value<std::string>()->default_value("h5"), "h5 (HDF5) | bin (llm.c shards)");
+  po::variables_map vm;
+  if (!parse_args("prepare", args, desc, vm)) return 0;
+  PrepareResult r = prepare_dataset(vm["input"].as<std::string>(), vm["tokenizer"].as<std::string>(),
+                                    vm["out"].as<std::string>(), vm["val_fraction"].as<double>(),
+                                    vm["format"].as<std::string>());
+  std::printf("%s\n", r.summary().c_str());
+  return 0;
+}
+
+int cmd_sample(const std::vector<std::string>& args) {
+  po::options_description desc("attnlab sample: generate text from a checkpoint\n\noptions");
+  desc.add_options()("ckpt", po::value<std::string>()->required(), "checkpoint (RUN_DIR/ckpt.h5)")(
+      "prompt", po::value<std::string>()->default_value("\n"), "text to continue")(
+      "tokens", po::value<int64_t>()->default_value(200), "tokens to generate")(
+      "temperature", po::value<double>()->default_value(0.8), "softmax temperature (0 = greedy)")(
+      "top_k", po::value<int64_t>()->default_value(40), "sample among the k most likely (0 = all)")(
+      "seed", po::value<uint64_t>()->default_value(0), "sampling seed")(
+      "tokenizer", po::value<std::string>(), "override the config's data.tokenizer");
+  po::variables_map vm;
+  if (!parse_args("sample", args, desc, vm)) return 0;
+  SampleOptions so;
+  so.tokens = vm["tokens"].as<int64_t>();
+  so.temperature = vm["temperature"].as<double>();
+  so.top_k = vm["top_k"].as<int64_t>();
+  ATTNLAB_CHECK(so.tokens >= 0, "--tokens ", so.tokens, ": expected >= 0");
+  ATTNLAB_CHECK(so.temperature >= 0, "--temperature ", so.temperature, ": expected >= 0");
+  ATTNLAB_CHECK(so.top_k >= 0, "--top_k ", so.top_k, ": expected >= 0");
+  Config cfg;
+  std::unique_ptr<GPT> model = load_model(load_checkpoint(vm["ckpt"].as<std::string>(), false), &cfg);
+  auto tok = load_tokenizer(vm.count("tokenizer") ? vm["tokenizer"].as<std::string>() : cfg.data.tokenizer);
+  ATTNLAB_CHECK(tok->vocab_size() <= model->config().vocab_size, "sample: tokenizer ", tok->name(), " has ",
+                tok->vocab_size(), " tokens but the model only ", model->config().vocab_size);
+  std::string prompt = vm["prompt"].as<std::string>();
+  Generator gen(vm["seed"].as<uint64_t>());
+  std::vector<uint32_t> out = generate(*model, tok->encode(prompt), so, gen);
+  std::printf("%s%s\n", prompt.c_str(), tok->decode(out).c_str());
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  po::options_description desc("attnlab eval: validation loss and perplexity of a checkpoint\n\noptions");
+  desc.add_options()("ckpt", po::value<std::string>()->required(), "checkpoint (RUN_DIR/ckpt.h5)")(
+      "val", po::value<std::string>(), "val shard (default: the config's data.val)")(
+      "batches", po::value<int64_t>()->default_value(0), "batches to average (0 = one full pass)");
+  po::variables_map vm;
+  if (!parse_args("eval", args, desc, vm)) return 0;
+  Config cfg;
+  std::unique_ptr<GPT> model = load_model(load_checkpoint(vm["ckpt"].as<std::string>(), false), &cfg);
+  std::string val = vm.count("val") ? vm["val"].as<std::string>() : cfg.data.val;
+  ATTNLAB_CHECK(!val.empty(), "eval: the checkpoint's config has no data.val; pass --val SHARD");
+  LoaderOptions lo;
+  lo.batch = cfg.data.batch_size;
+  lo.seq_len = cfg.data.seq_len;
+  lo.mode = LoaderMode::val;
+  TokenLoader loader(val, lo);
+  int64_t n = vm["batches"].as<int64_t>();
+  if (n <= 0) n = std::max<int64_t>(loader.batches_per_pass(), 1);
+  NoGradGuard no_grad;
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    Batch b = loader.next();
+    total += model->loss(b.x, b.y).data().item<double>();
+  }
+  double loss = total / static_cast<double>(n);
+  std::printf("val_loss %.4f  perplexity %.3f  (%lld batches of %d x %d tokens from %s)\n", loss, std::exp(loss),
+              static_cast<long long>(n), cfg.data.batch_size, cfg.data.seq_len, val.c_str());
+  return 0;
+}
+
+}  // namespace attnlab

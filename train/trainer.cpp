@@ -1,0 +1,232 @@
+#include "train/trainer.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/file_io.h"
+#include "optim/adamw.h"
+#include "optim/clip.h"
+#include "optim/sgd.h"
+#include "train/model_config.h"
+#include "train/progress.h"
+
+namespace attnlab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& o, const NamedVars& params) {
+  if (o.name == "adamw") {
+    AdamWOptions a;
+    a.lr = o.lr;
+    a.beta1 = o.beta1;
+    a.beta2 = o.beta2;
+    a.eps = o.eps;
+    a.weight_decay = o.weight_decay;
+    return std::make_unique<AdamW>(params, a);
+  }
+  SGDOptions s;
+  s.lr = o.lr;
+  s.momentum = o.momentum;
+  s.weight_decay = o.weight_decay;
+  return std::make_unique<SGD>(params, s);
+}
+
+LRSchedule make_schedule(const Config& cfg) {
+  LRSchedule s;
+  s.kind = parse_schedule_kind(cfg.optim.schedule);
+  s.lr = cfg.optim.lr;
+  s.warmup_steps = cfg.optim.warmup_steps;
+  s.total_steps = cfg.train.steps;
+  s.min_lr_ratio = cfg.optim.min_lr_ratio;
+  s.decay_fraction = cfg.optim.decay_fraction;
+  s.validate();
+  return s;
+}
+
+void check_supported_runtime(const Config& cfg) {
+  ATTNLAB_CHECK(cfg.train.device == "cpu", "train.device = ", cfg.train.device,
+                ": training runs on the CPU in this build (the CUDA backend does not cover every op yet)");
+  ATTNLAB_CHECK(cfg.train.precision == "fp32", "train.precision = ", cfg.train.precision,
+                ": bf16 mixed precision needs the CUDA backend; use fp32 on the CPU");
+}
+
+std::unique_ptr<TokenLoader> make_loader(const Config& cfg, const std::string& path, LoaderMode mode) {
+  LoaderOptions o;
+  o.batch = cfg.data.batch_size;
+  o.seq_len = cfg.data.seq_len;
+  o.seed = static_cast<uint64_t>(cfg.train.seed);
+  o.mode = mode;
+  auto loader = std::make_unique<TokenLoader>(path, o);
+  const TokenShard& shard = loader->shard();
+  ATTNLAB_CHECK(shard.vocab_size == 0 || static_cast<int64_t>(shard.vocab_size) <= cfg.model.vocab_size,
+                "data: shard ", path, " was tokenized with vocab ", shard.vocab_size, " (", shard.tokenizer,
+                ") but model.vocab_size = ", cfg.model.vocab_size);
+  for (uint32_t t : shard.tokens)
+    ATTNLAB_CHECK(static_cast<int64_t>(t) < cfg.model.vocab_size, "data: shard ", path, " holds token ", t,
+                  " >= model.vocab_size = ", cfg.model.vocab_size);
+  return loader;
+}
+
+}  // namespace
+
+Trainer::Trainer(Config cfg, TrainerOptions opts) : cfg_(std::move(cfg)), opts_(opts) {
+  require(cfg_, "data.train");
+  check_supported_runtime(cfg_);
+  if (cfg_.train.threads > 0) omp_set_num_threads(cfg_.train.threads);
+  GPTConfig gcfg = gpt_config_from(cfg_);
+  model_ = std::make_unique<GPT>(gcfg, static_cast<uint64_t>(cfg_.train.seed));
+  NamedVars named = model_->named_parameters();
+  for (auto& [name, v] : named) params_.push_back(v);
+  optim_ = make_optimizer(cfg_.optim, named);
+  schedule_ = make_schedule(cfg_);
+  train_loader_ = make_loader(cfg_, cfg_.data.train, LoaderMode::train);
+  if (!cfg_.data.val.empty()) val_loader_ = make_loader(cfg_, cfg_.data.val, LoaderMode::val);
+  run_dir_ = cfg_.train.out_dir;
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const std::vector<std::string>& overrides,
+                                         TrainerOptions opts) {
+  std::string path = (fs::path(run_dir) / "ckpt.h5").string();
+  ATTNLAB_CHECK(fs::exists(path), "--resume ", run_dir, ": no checkpoint ", path);
+  Checkpoint ckpt = load_checkpoint(path);
+  std::vector<std::string> all = overrides;
+  all.push_back("--train.out_dir=" + run_dir);
+  auto t = std::make_unique<Trainer>(parse_config_text(ckpt.config, path, all), opts);
+  t->restore(ckpt);
+  return t;
+}
+
+void Trainer::restore(const Checkpoint& ckpt) {
+  auto meta = [&](const char* key) {
+    auto it = ckpt.meta.find(key);
+    ATTNLAB_CHECK(it != ckpt.meta.end(), "checkpoint: meta/", key, " is missing");
+    return it->second;
+  };
+  model_->load_state_dict(ckpt.params);
+  optim_->load_state(ckpt.optim, meta("optim_step"));
+  step_ = meta("step");
+  train_loader_->set_state({static_cast<uint64_t>(meta("loader_seed")), static_cast<uint64_t>(meta("loader_offset")),
+                            static_cast<uint64_t>(meta("loader_position"))});
+  model_->dropout_generator().set_state(static_cast<uint64_t>(meta("dropout_seed")),
+                                        static_cast<uint64_t>(meta("dropout_offset")));
+  resumed_ = true;
+}
+
+void Trainer::save(const std::string& path) const {
+  Checkpoint ckpt;
+  ckpt.params = model_->state_dict();
+  ckpt.optim = optim_->state();
+  LoaderState ls = train_loader_->state();
+  ckpt.meta = {{"step", step_},
+               {"optim_step", optim_->step_count()},
+               {"loader_seed", static_cast<int64_t>(ls.seed)},
+               {"loader_offset", static_cast<int64_t>(ls.offset)},
+               {"loader_position", static_cast<int64_t>(ls.position)},
+               {"dropout_seed", static_cast<int64_t>(model_->dropout_generator().seed())},
+               {"dropout_offset", static_cast<int64_t>(model_->dropout_generator().offset())}};
+  ckpt.config = resolved_ini(cfg_);
+  save_checkpoint(path, ckpt);
+}
+
+double Trainer::train_step() {
+  model_->train();
+  int accum = cfg_.train.grad_accum;
+  double total = 0;
+  for (int micro = 0; micro < accum; ++micro) {
+    Batch b = train_loader_->next();
+    Var loss = model_->loss(b.x, b.y);
+    total += loss.data().item<double>();
+    (accum == 1 ? loss : ag::scale(loss, 1.0 / accum)).backward();
+  }
+  return total / accum;
+}
+
+double Trainer::evaluate() {
+  if (!val_loader_) return std::numeric_limits<double>::quiet_NaN();
+  NoGradGuard no_grad;
+  model_->eval();
+  val_loader_->reset();
+  double total = 0;
+  int n = cfg_.train.eval_batches;
+  for (int i = 0; i < n; ++i) {
+    Batch b = val_loader_->next();
+    total += model_->loss(b.x, b.y).data().item<double>();
+  }
+  model_->train();
+  return total / n;
+}
+
+TrainSummary Trainer::run() {
+  const TrainConfig& tc = cfg_.train;
+  fs::create_directories(run_dir_);
+  write_file_atomic((fs::path(run_dir_) / "config.ini").string(), resolved_ini(cfg_));
+  MetricsWriter metrics((fs::path(run_dir_) / "metrics.jsonl").string(), resumed_ ? step_ : -1);
+  std::string ckpt_path = (fs::path(run_dir_) / "ckpt.h5").string();
+  Progress progress(tc.steps, opts_.quiet);
+
+  const double tokens_per_step =
+      static_cast<double>(cfg_.data.batch_size) * cfg_.data.seq_len * tc.grad_accum;
+  const double flops_per_token = model_->flops_per_token(cfg_.data.seq_len);
+  TrainSummary summary;
+  summary.run_dir = run_dir_;
+  double window_loss = 0, window_time = 0;
+  int64_t window_steps = 0;
+  while (step_ < tc.steps) {
+    auto t0 = std::chrono::steady_clock::now();
+    double lr = schedule_.lr_at(step_);
+    optim_->set_lr(lr);
+    double loss = train_step();
+    double norm = cfg_.optim.grad_clip > 0 ? clip_grad_norm(params_, cfg_.optim.grad_clip) : grad_norm(params_);
+    ATTNLAB_CHECK(std::isfinite(loss), "training diverged at step ", step_ + 1, ": loss = ", loss,
+                  " (try a lower optim.lr or a warmup)");
+    optim_->step();
+    optim_->zero_grad();
+    ++step_;
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    window_loss += loss, window_time += dt, ++window_steps;
+    summary.last_loss = loss;
+
+    bool eval_now = val_loader_ && tc.eval_every > 0 && (step_ % tc.eval_every == 0 || step_ == tc.steps);
+    double val_loss = eval_now ? evaluate() : std::numeric_limits<double>::quiet_NaN();
+    if (eval_now) summary.last_val_loss = val_loss;
+    double tok_s = tokens_per_step * window_steps / window_time;
+    bool log_now = step_ % tc.log_every == 0 || step_ == tc.steps || eval_now;
+    if (log_now) {
+      Json row = Json::object();
+      row["step"] = step_;
+      row["loss"] = window_loss / window_steps;
+      row["lr"] = lr;
+      row["grad_norm"] = norm;
+      row["tokens_per_s"] = tok_s;
+      row["mfu"] = flops_per_token * tok_s / tc.peak_flops;
+      if (eval_now) row["val_loss"] = val_loss;
+      metrics.write(row);
+      summary.tokens_per_s = tok_s;
+      window_loss = window_time = 0;
+      window_steps = 0;
+    }
+    progress.update(step_, loss, summary.last_val_loss, tok_s, log_now);
+    if ((tc.ckpt_every > 0 && step_ % tc.ckpt_every == 0) || step_ == tc.steps) save(ckpt_path);
+  }
+  progress.finish();
+  summary.steps = step_;
+  return summary;
+}
+
+std::unique_ptr<GPT> load_model(const Checkpoint& ckpt, Config* cfg_out) {
+  Config cfg = parse_config_text(ckpt.config, "checkpoint config");
+  auto model = std::make_unique<GPT>(gpt_config_from(cfg), static_cast<uint64_t>(cfg.train.seed));
+  model->load_state_dict(ckpt.params);
+  model->eval();
+  if (cfg_out) *cfg_out = cfg;
+  return model;
+}
+
+}  // namespace attnlab

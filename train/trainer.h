@@ -1,0 +1,68 @@
+#pragma once
+// The training loop: forward, loss, backward (with gradient accumulation),
+// clip, optimizer step; periodic eval, JSONL metrics, atomic checkpoints, and
+// bit-exact resume.
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "data/loader.h"
+#include "layers/gpt.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/metrics.h"
+
+namespace attnlab {
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double last_loss = std::numeric_limits<double>::quiet_NaN();
+  double last_val_loss = std::numeric_limits<double>::quiet_NaN();
+  double tokens_per_s = 0;
+  std::string run_dir;
+};
+
+struct TrainerOptions {
+  bool quiet = false;  // no console progress (tests)
+};
+
+class Trainer {
+ public:
+  // Validates everything (config, model, shards) before creating the run dir.
+  explicit Trainer(Config cfg, TrainerOptions opts = {});
+  // Continues the run in `run_dir` from its checkpoint; `overrides` may change
+  // e.g. train.steps. Gives the same losses as an uninterrupted run.
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir, const std::vector<std::string>& overrides,
+                                         TrainerOptions opts = {});
+
+  TrainSummary run();
+
+  // Mean loss over train.eval_batches validation batches (the same ones every time).
+  double evaluate();
+  GPT& model() { return *model_; }
+  int64_t step() const { return step_; }
+  const Config& config() const { return cfg_; }
+  void save(const std::string& path) const;
+
+ private:
+  void restore(const Checkpoint& ckpt);
+  double train_step();  // returns the mean loss over the micro-batches
+
+  Config cfg_;
+  TrainerOptions opts_;
+  std::string run_dir_;
+  std::unique_ptr<GPT> model_;
+  std::unique_ptr<Optimizer> optim_;
+  LRSchedule schedule_;
+  std::unique_ptr<TokenLoader> train_loader_, val_loader_;
+  std::vector<Var> params_;
+  int64_t step_ = 0;
+  bool resumed_ = false;
+};
+
+// The model a checkpoint describes, with its parameters loaded.
+std::unique_ptr<GPT> load_model(const Checkpoint& ckpt, Config* cfg_out = nullptr);
+
+}  // namespace attnlab
