@@ -1,0 +1,40 @@
+#pragma once
+// The attention interface every variant implements. A variant is chosen by
+// AttnOptions::kind through the registry (registry.h); the other axes are
+// fields of AttnOptions that a variant reads.
+#include <map>
+#include <string>
+
+#include "layers/attention/options.h"
+#include "layers/module.h"
+
+namespace attnlab {
+
+// What one layer keeps between decoding steps: `pos` tokens seen so far, and
+// named state tensors the variant owns (softmax: "k", "v" as [B, H_kv, pos, D];
+// a recurrent variant would keep its running state instead).
+struct AttnCache {
+  int64_t pos = 0;
+  std::map<std::string, Tensor> state;
+  void clear() {
+    pos = 0;
+    state.clear();
+  }
+};
+
+class Attention : public Layer {
+ public:
+  explicit Attention(AttnOptions opts) : opts_(std::move(opts)) {}
+  // x [B, T, C] -> [B, T, C], all positions at once (training).
+  Var forward(const Var& x) override = 0;
+  // x [B, T_new, C] at positions cache.pos ..: extends the cache and returns the
+  // new positions' outputs, equal to the matching rows of forward() over the
+  // whole sequence.
+  virtual Var forward_step(const Var& x, AttnCache& cache) = 0;
+  const AttnOptions& options() const { return opts_; }
+
+ protected:
+  AttnOptions opts_;  // resolved
+};
+
+}  // namespace attnlab

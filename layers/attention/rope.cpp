@@ -1,0 +1,62 @@
+#include "layers/attention/rope.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/ops.h"
+
+namespace attnlab {
+
+Tensor rope_rotate(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  int64_t d = x.size(-1), h = cos.size(-1), rot = 2 * h;
+  ATTNLAB_CHECK(rot <= d && x.dim() >= 2 && cos.dim() == 2 && cos.size(0) == x.size(-2) &&
+                    sin.shape() == cos.shape(),
+                "rope: tables ", cos.str(), " / ", sin.str(), " do not match x ", x.str());
+  std::vector<Tensor> parts =
+      rot == d ? ops::split(x, {h, h}, -1) : ops::split(x, {h, h, d - rot}, -1);
+  Tensor x1 = parts[0], x2 = parts[1];  // handles: parts is overwritten below
+  parts[0] = ops::sub(ops::mul(x1, cos), ops::mul(x2, sin));
+  parts[1] = ops::add(ops::mul(x2, cos), ops::mul(x1, sin));
+  return ops::concat(parts, -1);
+}
+
+Var rope(const Var& x, const Tensor& cos, const Tensor& sin) {
+  return make_result(rope_rotate(x.data(), cos, sin), "rope", {x}, [=](const Tensor& g) {
+    return std::vector<Tensor>{rope_rotate(g, cos, ops::scale(sin, -1.0))};
+  });
+}
+
+RopeTable::RopeTable(int64_t rotated_dims, double theta) : rot_(rotated_dims), theta_(theta) {
+  ATTNLAB_CHECK(rot_ >= 2 && rot_ % 2 == 0, "rope: rotated dims must be even and >= 2, got ", rot_);
+}
+
+std::pair<Tensor, Tensor> RopeTable::rows(int64_t pos0, int64_t T, DType dtype, Device device) {
+  int64_t need = pos0 + T, h = rot_ / 2;
+  if (need > len_) {
+    len_ = std::max(need, 2 * len_);
+    std::vector<double> c(static_cast<size_t>(len_ * h)), s(c.size());
+    for (int64_t i = 0; i < h; ++i) {
+      double inv_freq = std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(rot_));
+      for (int64_t p = 0; p < len_; ++p) {
+        double a = static_cast<double>(p) * inv_freq;
+        c[static_cast<size_t>(p * h + i)] = std::cos(a);
+        s[static_cast<size_t>(p * h + i)] = std::sin(a);
+      }
+    }
+    cos64_ = Tensor::from(c, {len_, h});
+    sin64_ = Tensor::from(s, {len_, h});
+    cache_.clear();
+  }
+  auto key = std::make_pair(dtype, device.str());
+  auto it = cache_.find(key);
+  if (it == cache_.end())
+    it = cache_.emplace(key, Tables{cos64_.to(dtype).to(device), sin64_.to(dtype).to(device)}).first;
+  return {it->second.cos.slice(pos0, need), it->second.sin.slice(pos0, need)};
+}
+
+Var RopeTable::apply(const Var& x, int64_t pos0) {
+  auto [c, s] = rows(pos0, x.size(-2), x.dtype(), x.device());
+  return rope(x, c, s);
+}
+
+}  // namespace attnlab

@@ -1,0 +1,128 @@
+#include "layers/gpt.h"
+
+#include <cmath>
+
+#include "autograd/functions.h"
+
+namespace attnlab {
+
+namespace {
+// Dropout draws from its own Philox key so its masks never reuse init's numbers.
+constexpr uint64_t kDropoutKey = 0x9e3779b97f4a7c15ull;
+
+bool is_residual_proj(const std::string& name) { return name == "wo" || name == "proj" || name == "down"; }
+
+void init_module(Module& m, const std::string& name, Generator& gen, double std, double resid_std) {
+  if (auto* lin = dynamic_cast<Linear*>(&m)) {
+    Var w = lin->weight();
+    w.data().normal_(gen, 0.0, is_residual_proj(name) ? resid_std : std);
+    if (lin->bias().defined()) Var(lin->bias()).data().zero_();
+    return;
+  }
+  if (auto* emb = dynamic_cast<Embedding*>(&m)) {
+    Var w = emb->weight();
+    w.data().normal_(gen, 0.0, std);
+    return;
+  }
+  if (auto* ln = dynamic_cast<LayerNorm*>(&m)) {
+    Var(ln->weight()).data().fill_(1.0);
+    if (ln->bias().defined()) Var(ln->bias()).data().zero_();
+    return;
+  }
+  if (auto* rms = dynamic_cast<RMSNorm*>(&m)) {
+    Var(rms->weight()).data().fill_(1.0);
+    return;
+  }
+  for (auto& [child_name, child] : m.children()) init_module(*child, child_name, gen, std, resid_std);
+}
+}  // namespace
+
+GPT::GPT(const GPTConfig& cfg, Generator& gen) : cfg_(cfg) {
+  build();
+  dropout_gen_->set_state(gen.seed() ^ kDropoutKey, 0);
+  init_weights(gen);
+}
+
+GPT::GPT(const GPTConfig& cfg, uint64_t seed) : cfg_(cfg) {
+  build();
+  Generator gen(seed);
+  dropout_gen_->set_state(seed ^ kDropoutKey, 0);
+  init_weights(gen);
+}
+
+void GPT::build() {
+  cfg_.validate();
+  dropout_gen_ = std::make_shared<Generator>();
+  wte_ = register_module("wte", std::make_shared<Embedding>(cfg_.vocab_size, cfg_.d_model));
+  if (cfg_.pos_emb == PosEmbKind::learned)
+    wpe_ = register_module("wpe", std::make_shared<Embedding>(cfg_.block_size, cfg_.d_model));
+  drop_ = register_module("drop", std::make_shared<Dropout>(cfg_.dropout, dropout_gen_));
+  blocks_ = register_module("blocks", std::make_shared<ModuleList<Block>>());
+  for (int64_t i = 0; i < cfg_.n_layer; ++i) blocks_->append(std::make_shared<Block>(cfg_, i, dropout_gen_));
+  ln_f_ = register_module("ln_f", make_norm(cfg_.norm, cfg_.d_model, cfg_.norm_eps, cfg_.bias));
+  if (!cfg_.tie_embeddings)
+    lm_head_ = register_module("lm_head", std::make_shared<Linear>(cfg_.d_model, cfg_.vocab_size, false));
+}
+
+void GPT::init_weights(Generator& gen) {
+  NoGradGuard no_grad;
+  double resid_std = cfg_.init_std / std::sqrt(2.0 * static_cast<double>(cfg_.n_layer));
+  for (auto& [name, child] : children()) init_module(*child, name, gen, cfg_.init_std, resid_std);
+}
+
+Var GPT::embed(const Tensor& ids, int64_t pos0) {
+  ATTNLAB_CHECK(ids.dim() == 2, "GPT: ids must be [B, T], got ", ids.str());
+  int64_t T = ids.size(1);
+  Var x = wte_->forward(ids);
+  if (wpe_) {
+    ATTNLAB_CHECK(pos0 + T <= cfg_.block_size, "GPT: positions up to ", pos0 + T, " exceed block_size = ",
+                  cfg_.block_size, " (the learned position table)");
+    std::vector<int64_t> pos(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
+    x = ag::add(x, wpe_->forward(Tensor::from(pos, {T}, ids.device())));
+  }
+  return drop_->forward(x);
+}
+
+Var GPT::head(const Var& x) {
+  Var h = ln_f_->forward(x);
+  return lm_head_ ? lm_head_->forward(h) : ag::matmul(h, wte_->weight(), false, true);
+}
+
+Var GPT::forward(const Tensor& ids) {
+  Var x = embed(ids, 0);
+  for (const auto& b : *blocks_) x = b->forward(x);
+  return head(x);
+}
+
+Var GPT::forward_step(const Tensor& ids, GPTCache& cache) {
+  if (cache.layers.empty()) cache = new_cache();
+  ATTNLAB_CHECK(cache.layers.size() == blocks_->size(), "GPT::forward_step: cache has ", cache.layers.size(),
+                " layers, model has ", blocks_->size());
+  Var x = embed(ids, cache.pos());
+  for (size_t i = 0; i < blocks_->size(); ++i) x = (*blocks_)[i].forward_step(x, cache.layers[i]);
+  return head(x);
+}
+
+Var GPT::loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index) {
+  ATTNLAB_CHECK(targets.shape() == ids.shape(), "GPT::loss: targets ", targets.str(), " do not match ids ",
+                ids.str());
+  Var logits = forward(ids);
+  return ag::cross_entropy(ag::reshape(logits, {-1, cfg_.vocab_size}), targets.reshape({-1}), ignore_index);
+}
+
+double GPT::flops_per_token(int64_t seq_len) const {
+  int64_t T = seq_len > 0 ? seq_len : cfg_.block_size;
+  double n = static_cast<double>(num_parameters());
+  if (wpe_) n -= static_cast<double>(wpe_->weight().numel());
+  if (lm_head_) n -= static_cast<double>(wte_->weight().numel());
+  double attn = 0;
+  for (int64_t i = 0; i < cfg_.n_layer; ++i) {
+    AttnOptions o = cfg_.attn_options(i);
+    int64_t t = o.mask == MaskKind::window ? std::min(T, o.window) : T;
+    attn += 12.0 * static_cast<double>(o.n_head * o.d_head * t);
+  }
+  return 6.0 * n + attn;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,87 @@
+#pragma once
+// A GPT: token embedding, optional learned positions, pre-norm blocks, final
+// norm, and an lm head tied to the token embedding (default) or untied.
+//
+// Parameter names (PyTorch layout, Linear weight [out, in]), in this order:
+//   wte.weight                        [vocab_size, d_model]
+//   wpe.weight                        [block_size, d_model]   (pos_emb = learned)
+//   blocks.{i}.ln_1.weight            [d_model]
+//   blocks.{i}.ln_1.bias              [d_model]               (LayerNorm with bias)
+//   blocks.{i}.attn.wq.weight         [n_head * d_head, d_model]      (+ .bias with bias)
+//   blocks.{i}.attn.wk.weight         [n_kv_head * d_head, d_model]   (+ .bias)
+//   blocks.{i}.attn.wv.weight         [n_kv_head * d_head, d_model]   (+ .bias)
+//   blocks.{i}.attn.wo.weight         [d_model, n_head * d_head]      (+ .bias)
+//   blocks.{i}.ln_2.weight / .bias    [d_model]
+//   gelu, relu2: blocks.{i}.mlp.fc.weight    [d_mlp, d_model]   (+ .bias)
+//                blocks.{i}.mlp.proj.weight  [d_model, d_mlp]   (+ .bias)
+//   swiglu:      blocks.{i}.mlp.gate.weight  [d_mlp, d_model]   (+ .bias)
+//                blocks.{i}.mlp.up.weight    [d_mlp, d_model]   (+ .bias)
+//                blocks.{i}.mlp.down.weight  [d_model, d_mlp]   (+ .bias)
+//   ln_f.weight / ln_f.bias           [d_model]
+//   lm_head.weight                    [vocab_size, d_model]   (tie_embeddings = false only)
+#include <memory>
+#include <vector>
+
+#include "layers/block.h"
+#include "layers/embedding.h"
+#include "layers/gpt_config.h"
+#include "layers/linear.h"
+
+namespace attnlab {
+
+// Decoding state of every layer.
+struct GPTCache {
+  std::vector<AttnCache> layers;
+  int64_t pos() const { return layers.empty() ? 0 : layers.front().pos; }
+  void clear() {
+    for (auto& l : layers) l.clear();
+  }
+};
+
+class GPT : public Module {
+ public:
+  // Builds the model and initialises it GPT-2 style from `gen` (init_weights).
+  GPT(const GPTConfig& cfg, Generator& gen);
+  explicit GPT(const GPTConfig& cfg, uint64_t seed = 0);
+
+  // ids [B, T] (i32/i64) -> logits [B, T, vocab_size].
+  Var forward(const Tensor& ids);
+  // Mean next-token cross-entropy over targets [B, T] != ignore_index.
+  Var loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100);
+  // Decoding: ids [B, T_new] continue the sequence held in `cache`; returns the
+  // logits [B, T_new, V] of the new positions (equal to forward() over the whole sequence).
+  Var forward_step(const Tensor& ids, GPTCache& cache);
+  GPTCache new_cache() const { return GPTCache{std::vector<AttnCache>(blocks_->size())}; }
+
+  // GPT-2 init: weights ~ N(0, init_std), residual output projections (attn.wo,
+  // mlp.proj / mlp.down) ~ N(0, init_std / sqrt(2 n_layer)), biases 0, norm weights 1.
+  // Draws follow named_parameters() order, so a seed fixes every value.
+  void init_weights(Generator& gen);
+
+  // Training FLOPs per token, forward + backward: 6 N + 12 sum_l(H_l D_l T_l)
+  // (Chowdhery et al., "PaLM", appendix B), N the parameters that take part in a
+  // matmul (lookups excluded: wpe, and wte when untied), T_l = seq_len (or the
+  // window when smaller). seq_len 0 means block_size.
+  double flops_per_token(int64_t seq_len = 0) const;
+
+  const GPTConfig& config() const { return cfg_; }
+  const Embedding& wte() const { return *wte_; }
+  Block& block(size_t i) const { return (*blocks_)[i]; }
+  // Drives every dropout mask; checkpoint its state (seed, offset) to resume exactly.
+  Generator& dropout_generator() { return *dropout_gen_; }
+
+ private:
+  void build();
+  Var embed(const Tensor& ids, int64_t pos0);
+  Var head(const Var& x);
+
+  GPTConfig cfg_;
+  std::shared_ptr<Generator> dropout_gen_;
+  std::shared_ptr<Embedding> wte_, wpe_;
+  std::shared_ptr<Dropout> drop_;
+  std::shared_ptr<ModuleList<Block>> blocks_;
+  std::shared_ptr<Layer> ln_f_;
+  std::shared_ptr<Linear> lm_head_;
+};
+
+}  // namespace attnlab

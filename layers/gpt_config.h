@@ -1,0 +1,43 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "layers/attention/options.h"
+#include "layers/mlp.h"
+#include "layers/norm.h"
+
+namespace attnlab {
+
+enum class PosEmbKind { none, learned };
+PosEmbKind parse_pos_emb_kind(const std::string& name);  // none | learned
+const char* pos_emb_kind_name(PosEmbKind k);
+
+// A GPT's shape and init. Plain data: the config layer fills it from INI keys.
+struct GPTConfig {
+  int64_t vocab_size = 50304;
+  int64_t n_layer = 12;
+  int64_t n_head = 12;
+  int64_t d_model = 768;
+  int64_t d_mlp = 0;  // 0: 4 * d_model
+  MLPKind mlp = MLPKind::gelu;
+  NormKind norm = NormKind::layer;
+  double norm_eps = 1e-5;
+  PosEmbKind pos_emb = PosEmbKind::none;  // learned: GPT-2's wpe (pair it with attention pos = nope)
+  int64_t block_size = 1024;              // the longest sequence (wpe rows)
+  bool tie_embeddings = true;             // lm head = wte.weight
+  bool bias = true;                       // Linear and LayerNorm biases
+  double dropout = 0.0;                   // embedding and residual dropout
+  double init_std = 0.02;
+  // Attention per layer: layer i uses layers[i % layers.size()]; empty means one
+  // default AttnOptions for every layer.
+  std::vector<AttnOptions> layers;
+
+  int64_t hidden_dim() const { return d_mlp > 0 ? d_mlp : 4 * d_model; }
+  // Layer i's attention options, resolved against d_model and n_head.
+  AttnOptions attn_options(int64_t layer) const;
+  // Throws attnlab::Error naming the first bad field.
+  void validate() const;
+};
+
+}  // namespace attnlab

@@ -1,0 +1,112 @@
+#include "layers/module.h"
+
+#include <algorithm>
+
+namespace attnlab {
+
+void Module::check_new_name(const std::string& name) const {
+  ATTNLAB_CHECK(!name.empty() && name.find('.') == std::string::npos, "Module: bad name '", name,
+                "' (must be non-empty and contain no '.')");
+  for (auto& [n, p] : params_) ATTNLAB_CHECK(n != name, "Module: name '", name, "' registered twice");
+  for (auto& [n, c] : children_) ATTNLAB_CHECK(n != name, "Module: name '", name, "' registered twice");
+}
+
+Var Module::register_parameter(const std::string& name, Tensor init) {
+  check_new_name(name);
+  ATTNLAB_CHECK(init.defined(), "Module: parameter '", name, "' has no data");
+  Var v(std::move(init), true);
+  params_.emplace_back(name, v);
+  return v;
+}
+
+void Module::register_shared_parameter(const std::string& name, const Var& v) {
+  check_new_name(name);
+  params_.emplace_back(name, v);
+}
+
+void Module::collect(const std::string& prefix, NamedParams& out, std::vector<const VarImpl*>& seen) const {
+  for (auto& [n, p] : params_) {
+    if (std::find(seen.begin(), seen.end(), p.impl()) != seen.end()) continue;
+    seen.push_back(p.impl());
+    out.emplace_back(prefix + n, p);
+  }
+  for (auto& [n, c] : children_) c->collect(prefix + n + ".", out, seen);
+}
+
+NamedParams Module::named_parameters() const {
+  NamedParams out;
+  std::vector<const VarImpl*> seen;
+  collect("", out, seen);
+  return out;
+}
+
+std::vector<Var> Module::parameters() const {
+  std::vector<Var> out;
+  for (auto& [n, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+Var Module::parameter(const std::string& path) const {
+  for (auto& [n, p] : named_parameters())
+    if (n == path) return p;
+  throw Error(detail::cat("Module: no parameter named '", path, "'"));
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (auto& [name, p] : named_parameters()) n += p.numel();
+  return n;
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (auto& [n, p] : named_parameters()) out.emplace(n, p.data());
+  return out;
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
+  NamedParams params = named_parameters();
+  for (auto& [name, p] : params) {
+    auto it = state.find(name);
+    ATTNLAB_CHECK(it != state.end(), "load_state_dict: missing parameter '", name, "' (expected shape ",
+                  shape_str(p.shape()), ")");
+    ATTNLAB_CHECK(it->second.shape() == p.shape(), "load_state_dict: shape mismatch for '", name,
+                  "': checkpoint has ", shape_str(it->second.shape()), ", model has ", shape_str(p.shape()));
+  }
+  for (auto& [name, t] : state) {
+    bool known = std::any_of(params.begin(), params.end(), [&](auto& np) { return np.first == name; });
+    ATTNLAB_CHECK(known, "load_state_dict: unexpected parameter '", name, "' with shape ",
+                  shape_str(t.shape()), " (not in the model)");
+  }
+  for (auto& [name, p] : params) p.data().copy_(state.at(name));
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, c] : children_) c->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& [n, p] : named_parameters()) p.zero_grad();
+}
+
+void Module::to(DType dtype) {
+  for (auto& [n, p] : named_parameters()) {
+    p.data() = p.data().to(dtype);
+    p.grad() = Tensor();
+  }
+}
+
+void Module::to(Device device) {
+  for (auto& [n, p] : named_parameters()) {
+    p.data() = p.data().to(device);
+    p.grad() = Tensor();
+  }
+}
+
+DType Module::dtype() const {
+  NamedParams ps = named_parameters();
+  return ps.empty() ? DType::f32 : ps.front().second.dtype();
+}
+
+}  // namespace attnlab
