@@ -1,5 +1,6 @@
 #include "train/commands.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cmath>
 #include <cstdio>
@@ -46,7 +47,9 @@ int cmd_train(std::vector<std::string> args) {
   po::options_description desc("attnlab train CONFIG.ini [--section.key=value ...]\n\noptions");
   desc.add_options()("config", po::value<std::string>(), "the INI file")(
       "resume", po::value<std::string>(), "continue the run in this directory from its checkpoint")(
-      "quiet,q", po::bool_switch(), "no progress display");
+      "quiet,q", po::bool_switch(), "no progress display")(
+      "stop_after", po::value<int64_t>()->default_value(0),
+      "stop with a checkpoint after this step (the schedule still spans train.steps); resume with --resume");
   po::positional_options_description pos;
   pos.add("config", 1);
   po::variables_map vm;
@@ -59,6 +62,8 @@ int cmd_train(std::vector<std::string> args) {
   }
   TrainerOptions opts;
   opts.quiet = vm["quiet"].as<bool>();
+  opts.stop_after = vm["stop_after"].as<int64_t>();
+  ATTNLAB_CHECK(opts.stop_after >= 0, "--stop_after ", opts.stop_after, ": expected >= 0");
   std::unique_ptr<Trainer> trainer;
   if (vm.count("resume")) {
     ATTNLAB_CHECK(!vm.count("config"), "--resume takes its config from the run's checkpoint; drop ",

@@ -3,11 +3,13 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include "autograd/functions.h"
 #include "data/file_io.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
@@ -178,7 +180,8 @@ TrainSummary Trainer::run() {
   summary.run_dir = run_dir_;
   double window_loss = 0, window_time = 0;
   int64_t window_steps = 0;
-  while (step_ < tc.steps) {
+  const int64_t last_step = opts_.stop_after > 0 ? std::min(opts_.stop_after, tc.steps) : tc.steps;
+  while (step_ < last_step) {
     auto t0 = std::chrono::steady_clock::now();
     double lr = schedule_.lr_at(step_);
     optim_->set_lr(lr);
@@ -213,7 +216,7 @@ TrainSummary Trainer::run() {
       window_steps = 0;
     }
     progress.update(step_, loss, summary.last_val_loss, tok_s, log_now);
-    if ((tc.ckpt_every > 0 && step_ % tc.ckpt_every == 0) || step_ == tc.steps) save(ckpt_path);
+    if ((tc.ckpt_every > 0 && step_ % tc.ckpt_every == 0) || step_ == last_step) save(ckpt_path);
   }
   progress.finish();
   summary.steps = step_;

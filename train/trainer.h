@@ -25,7 +25,8 @@ struct TrainSummary {
 };
 
 struct TrainerOptions {
-  bool quiet = false;  // no console progress (tests)
+  bool quiet = false;      // no console progress (tests)
+  int64_t stop_after = 0;  // stop (with a checkpoint) after this step, to resume later; 0 = run to train.steps
 };
 
 class Trainer {

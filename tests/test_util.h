@@ -17,7 +17,7 @@ class TempDir {
   TempDir() {
     static std::atomic<int> counter{0};
     path_ = std::filesystem::temp_directory_path() /
-            ("attnlab_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+            ("attnlab_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
