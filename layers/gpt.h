@@ -19,6 +19,8 @@
 //                blocks.{i}.mlp.down.weight  [d_model, d_mlp]   (+ .bias)
 //   ln_f.weight / ln_f.bias           [d_model]
 //   lm_head.weight                    [vocab_size, d_model]   (tie_embeddings = false only)
+// A tied model has no lm_head.weight: a PyTorch model that ties by assigning
+// lm_head.weight = wte.weight loads it with strict=False (or ties after loading).
 #include <memory>
 #include <vector>
 

@@ -49,6 +49,8 @@ Var SoftmaxAttention::run(const Var& x, AttnCache* cache) {
   }
   if (cache) {
     if (cache->pos > 0) {
+      ATTNLAB_CHECK(cache->state.count("k") && cache->state.count("v"), "attention: the cache is at position ",
+                    cache->pos, " but holds no keys/values (a cache from another attention kind?)");
       k = ag::concat({Var(cache->state.at("k")), k}, 2);
       v = ag::concat({Var(cache->state.at("v")), v}, 2);
     }

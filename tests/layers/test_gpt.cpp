@@ -28,6 +28,7 @@ GPTConfig tiny(bool gpt2_style = true) {
     o.pos = PosKind::nope;
     c.layers = {o};
   } else {
+    c.pos_emb = PosEmbKind::none;
     c.mlp = MLPKind::swiglu;
     c.norm = NormKind::rms;
     c.bias = false;

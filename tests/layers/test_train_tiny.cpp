@@ -60,6 +60,7 @@ TEST(TrainTiny, AdamWLowersTheLoss) {
       c.layers = {AttnOptions{}};
       c.layers[0].pos = PosKind::nope;
     } else {
+      c.pos_emb = PosEmbKind::none;
       c.mlp = MLPKind::swiglu;
       c.norm = NormKind::rms;
       c.bias = false;
