@@ -23,7 +23,7 @@ struct GPTConfig {
   MLPKind mlp = MLPKind::gelu;
   NormKind norm = NormKind::layer;
   double norm_eps = 1e-5;
-  PosEmbKind pos_emb = PosEmbKind::learned;  // GPT-2's wpe; none for RoPE-only models
+  PosEmbKind pos_emb = PosEmbKind::none;  // GPT-2's wpe; none for RoPE-only models
   int64_t block_size = 1024;              // the longest sequence (wpe rows)
   bool tie_embeddings = true;             // lm head = wte.weight
   bool bias = true;                       // Linear and LayerNorm biases

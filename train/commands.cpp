@@ -153,7 +153,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     total += model->loss(b.x, b.y).data().item<double>();
   }
   double loss = total / static_cast<double>(n);
-  std::printf("val_loss %.4f  perplexity %.3f  (%lld batches of %d x %d tokens from %s)\n", loss, std::exp(loss),
+  std::printf("val_loss %.6f  perplexity %.4f  (%lld batches of %d x %d tokens from %s)\n", loss, std::exp(loss),
               static_cast<long long>(n), cfg.data.batch_size, cfg.data.seq_len, val.c_str());
   return 0;
 }

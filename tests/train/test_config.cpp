@@ -104,7 +104,7 @@ TEST(Config, DefaultsMatchTheSchema) {
   EXPECT_EQ(c.model.mlp, "gelu");
   EXPECT_EQ(c.model.norm, "layer");
   EXPECT_DOUBLE_EQ(c.model.norm_eps, 1e-5);
-  EXPECT_EQ(c.model.pos_emb, "learned");
+  EXPECT_EQ(c.model.pos_emb, "none");
   EXPECT_EQ(c.model.block_size, 256);
   EXPECT_TRUE(c.model.tie_embeddings);
   EXPECT_FALSE(c.model.bias);

@@ -1,0 +1,165 @@
+"""The attnlab GPT written in PyTorch, parameter for parameter.
+
+Used by tests/train/test_checkpoint_torch.py (an attnlab checkpoint loads into
+it by name and gives the same loss) and bench/compare_pytorch.py (the same
+model timed in both frameworks). Mirrors layers/gpt.cpp: pre-norm blocks,
+rotate-half RoPE on the first rope_fraction of each head's dims, causal
+softmax attention with grouped KV heads, gelu(tanh) / relu2 / swiglu MLPs,
+tied or untied head. Covers the subset of attnlab's axes it needs.
+"""
+import configparser
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def parse_ini(text):
+    """The resolved config attnlab stores in checkpoints (meta/config)."""
+    cp = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    cp.read_string(text)
+    return cp
+
+
+class Norm(nn.Module):
+    def __init__(self, kind, dim, eps, bias):
+        super().__init__()
+        self.kind, self.eps = kind, eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if (kind == "layer" and bias) else None
+
+    def forward(self, x):
+        if self.kind == "layer":
+            return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(T, rot, theta, dtype):
+    h = rot // 2
+    inv = theta ** (-2.0 * torch.arange(h, dtype=torch.float64) / rot)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    h = cos.shape[-1]
+    x1, x2, rest = x[..., :h], x[..., h:2 * h], x[..., 2 * h:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
+
+
+def causal_attention(q, k, v):
+    """softmax(q k^T / sqrt(d) + causal mask) v; Debian's torch 1.13 predates
+    F.scaled_dot_product_attention, so this is its composed equivalent."""
+    T = q.shape[-2]
+    s = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+    return s.masked_fill(mask, float("-inf")).softmax(-1) @ v
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model, a, bias):
+        super().__init__()
+        self.h, self.hkv, self.d = a["n_head"], a["n_kv_head"], a["d_head"]
+        self.pos, self.theta = a["pos"], a["rope_theta"]
+        self.rot = int(a["rope_fraction"] * self.d) // 2 * 2
+        self.wq = nn.Linear(d_model, self.h * self.d, bias=bias)
+        self.wk = nn.Linear(d_model, self.hkv * self.d, bias=bias)
+        self.wv = nn.Linear(d_model, self.hkv * self.d, bias=bias)
+        self.wo = nn.Linear(self.h * self.d, d_model, bias=bias)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.h, self.d).transpose(1, 2)
+        k = self.wk(x).view(B, T, self.hkv, self.d).transpose(1, 2)
+        v = self.wv(x).view(B, T, self.hkv, self.d).transpose(1, 2)
+        if self.pos == "rope":
+            cos, sin = rope_tables(T, self.rot, self.theta, x.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.hkv != self.h:
+            k = k.repeat_interleave(self.h // self.hkv, dim=1)
+            v = v.repeat_interleave(self.h // self.hkv, dim=1)
+        o = causal_attention(q, k, v)
+        return self.wo(o.transpose(1, 2).reshape(B, T, self.h * self.d))
+
+
+class MLP(nn.Module):
+    def __init__(self, kind, d, hidden, bias):
+        super().__init__()
+        self.kind = kind
+        if kind == "swiglu":
+            self.gate = nn.Linear(d, hidden, bias=bias)
+            self.up = nn.Linear(d, hidden, bias=bias)
+            self.down = nn.Linear(hidden, d, bias=bias)
+        else:
+            self.fc = nn.Linear(d, hidden, bias=bias)
+            self.proj = nn.Linear(hidden, d, bias=bias)
+
+    def forward(self, x):
+        if self.kind == "swiglu":
+            return self.down(F.silu(self.gate(x)) * self.up(x))
+        h = self.fc(x)
+        h = F.gelu(h, approximate="tanh") if self.kind == "gelu" else F.relu(h).square()
+        return self.proj(h)
+
+
+class Block(nn.Module):
+    def __init__(self, m, a):
+        super().__init__()
+        self.ln_1 = Norm(m["norm"], m["d_model"], m["norm_eps"], m["bias"])
+        self.attn = Attention(m["d_model"], a, m["bias"])
+        self.ln_2 = Norm(m["norm"], m["d_model"], m["norm_eps"], m["bias"])
+        self.mlp = MLP(m["mlp"], m["d_model"], m["d_mlp"], m["bias"])
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, m, layer_attn):
+        super().__init__()
+        self.m = m
+        self.wte = nn.Embedding(m["vocab_size"], m["d_model"])
+        self.wpe = nn.Embedding(m["block_size"], m["d_model"]) if m["pos_emb"] == "learned" else None
+        self.blocks = nn.ModuleList(Block(m, layer_attn[i % len(layer_attn)]) for i in range(m["n_layer"]))
+        self.ln_f = Norm(m["norm"], m["d_model"], m["norm_eps"], m["bias"])
+        self.lm_head = None if m["tie_embeddings"] else nn.Linear(m["d_model"], m["vocab_size"], bias=False)
+
+    def forward(self, ids):
+        x = self.wte(ids)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(ids.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        x = self.ln_f(x)
+        return x @ self.wte.weight.T if self.lm_head is None else self.lm_head(x)
+
+    def loss(self, ids, targets):
+        logits = self.forward(ids)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _bool(s):
+    return s.strip().lower() in ("1", "true", "yes", "on")
+
+
+def model_config(cp):
+    """[model] and per-layer [attn.*] dicts from a resolved attnlab config."""
+    s = cp["model"]
+    m = dict(vocab_size=int(s["vocab_size"]), n_layer=int(s["n_layer"]), n_head=int(s["n_head"]),
+             d_model=int(s["d_model"]), d_mlp=int(s["d_mlp"]), mlp=s["mlp"].strip(), norm=s["norm"].strip(),
+             norm_eps=float(s["norm_eps"]), pos_emb=s["pos_emb"].strip(), block_size=int(s["block_size"]),
+             tie_embeddings=_bool(s["tie_embeddings"]), bias=_bool(s["bias"]))
+    layers = []
+    for name in [n.strip() for n in s["layers"].split(",")]:
+        a = cp["attn." + name]
+        layers.append(dict(n_head=int(a["n_head"]), n_kv_head=int(a["n_kv_head"]), d_head=int(a["d_head"]),
+                           pos=a["pos"].strip(), rope_theta=float(a["rope_theta"]),
+                           rope_fraction=float(a["rope_fraction"])))
+    return m, layers
+
+
+def from_config_text(text):
+    m, layers = model_config(parse_ini(text))
+    return GPT(m, layers)

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""An attnlab checkpoint opens in h5py with the documented names and shapes, and
+a PyTorch model with the same parameter names (scripts/torch_gpt.py) loads it
+and gives the same loss on the same batch (within 1e-4 relative).
+
+    test_checkpoint_torch.py ATTNLAB_BINARY SOURCE_DIR
+"""
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import torch
+
+cli, src = sys.argv[1], sys.argv[2]
+sys.path.insert(0, os.path.join(src, "scripts"))
+import torch_gpt  # noqa: E402
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args):
+    r = subprocess.run([cli, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"attnlab {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def expected_shapes(cp):
+    m, layers = torch_gpt.model_config(cp)
+    d, v, hid = m["d_model"], m["vocab_size"], m["d_mlp"]
+    shapes = {"wte.weight": (v, d), "ln_f.weight": (d,)}
+    for i in range(m["n_layer"]):
+        a = layers[i % len(layers)]
+        p = f"blocks.{i}."
+        shapes.update({p + "ln_1.weight": (d,), p + "ln_2.weight": (d,),
+                       p + "attn.wq.weight": (a["n_head"] * a["d_head"], d),
+                       p + "attn.wk.weight": (a["n_kv_head"] * a["d_head"], d),
+                       p + "attn.wv.weight": (a["n_kv_head"] * a["d_head"], d),
+                       p + "attn.wo.weight": (d, a["n_head"] * a["d_head"]),
+                       p + "mlp.fc.weight": (hid, d), p + "mlp.proj.weight": (d, hid)})
+    return shapes
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    rng = random.Random(3)
+    words = "the whale sea ship captain Ahab white and of a to in his that was it sailed harpoon".split()
+    with open(os.path.join(tmp, "corpus.txt"), "w") as f:
+        f.write(" ".join(rng.choice(words) for _ in range(30000)))
+    data = os.path.join(tmp, "data")
+    run("prepare", "--input", os.path.join(tmp, "corpus.txt"), "--tokenizer", "byte", "--out", data)
+    run_dir = os.path.join(tmp, "run")
+    # GQA and partial RoPE so the replica is checked on more than the defaults.
+    run("train", os.path.join(src, "configs", "tiny.ini"), "-q", "--train.steps=8",
+        f"--data.train={data}/train.h5", f"--data.val={data}/val.h5", f"--train.out_dir={run_dir}",
+        "--attn.default.n_kv_head=1", "--attn.default.rope_fraction=0.5")
+    ckpt = os.path.join(run_dir, "ckpt.h5")
+    out = run("eval", "--ckpt", ckpt, "--batches", "1")
+    ours = float(re.search(r"val_loss ([0-9.]+)", out).group(1))
+
+    with h5py.File(ckpt, "r") as f:
+        config_text = f["meta"].attrs["config"]
+        config_text = config_text.decode() if isinstance(config_text, bytes) else config_text
+        cp = torch_gpt.parse_ini(config_text)
+        shapes = expected_shapes(cp)
+        names = {k for k in f.keys() if k not in ("meta", "optim")}
+        check(names == set(shapes), f"dataset names {sorted(names ^ set(shapes))} differ from the documented ones")
+        for name, shape in shapes.items():
+            if name in f:
+                check(f[name].shape == shape, f"{name} has shape {f[name].shape}, expected {shape}")
+                check(f[name].dtype == np.float32, f"{name} is {f[name].dtype}, expected float32")
+        check(int(f["meta"].attrs["step"]) == 8, "meta/step is not 8")
+        check(set(f["optim"]["wte.weight"].keys()) == {"exp_avg", "exp_avg_sq"}, "optim/wte.weight state names")
+        state = {name: torch.from_numpy(f[name][...]) for name in names}
+
+    torch.set_num_threads(1)
+    model = torch_gpt.from_config_text(config_text)
+    model.load_state_dict(state, strict=True)
+    B, T = int(cp["data"]["batch_size"]), int(cp["data"]["seq_len"])
+    with h5py.File(os.path.join(data, "val.h5"), "r") as f:
+        tokens = f["tokens"][...].astype(np.int64)
+    windows = np.stack([tokens[k * T:k * T + T + 1] for k in range(B)])  # the val loader's first batch
+    x, y = torch.from_numpy(windows[:, :-1]), torch.from_numpy(windows[:, 1:])
+    with torch.no_grad():
+        theirs = model.loss(x, y).item()
+    rel = abs(theirs - ours) / abs(theirs)
+    print(f"attnlab loss {ours:.6f}, PyTorch loss {theirs:.6f}, relative difference {rel:.2e}")
+    check(rel <= 1e-4, f"losses differ by {rel:.2e} relative")
+
+print(f"{0 if failures else 1} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
