@@ -1,0 +1,131 @@
+// Bad input at the command line: each case exits non-zero with one clear line
+// on stderr naming the culprit, and leaves no partial output behind.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "data/file_io.h"
+#include "train_fixture.h"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliResult {
+  int code = 0;
+  std::string out, err;
+};
+
+CliResult run_cli(const std::string& args, const test::TempDir& dir) {
+  std::string out = dir.file("stdout.txt"), err = dir.file("stderr.txt");
+  std::string cmd = std::string(ATTNLAB_CLI) + " " + args + " >" + out + " 2>" + err;
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+// Non-zero exit, exactly one line on stderr, mentioning every fragment.
+void expect_one_line_error(const CliResult& r, std::initializer_list<std::string> fragments) {
+  EXPECT_NE(r.code, 0);
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line:\n" << r.err;
+  for (const std::string& f : fragments) EXPECT_NE(r.err.find(f), std::string::npos) << r.err << " lacks " << f;
+}
+
+std::string tiny_ini() {
+  const char* src = std::getenv("ATTNLAB_SOURCE_DIR");
+  return std::string(src ? src : ".") + "/configs/tiny.ini";
+}
+
+std::string args_of(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& a : v) s += " '" + a + "'";
+  return s;
+}
+
+}  // namespace
+
+TEST(Cli, TrainsAndSamples) {
+  test::TinyRun tiny;
+  CliResult r = run_cli("train " + tiny_ini() + " -q" + args_of(tiny.overrides()) + " --train.steps=10", tiny.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string ckpt = tiny.dir.file("run") + "/ckpt.h5";
+  r = run_cli("sample --ckpt " + ckpt + " --prompt 'the whale' --tokens 20 --seed 3", tiny.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("the whale", 0), 0u) << r.out;
+  EXPECT_GE(r.out.size(), std::string("the whale").size() + 1);
+  r = run_cli("eval --ckpt " + ckpt + " --batches 2", tiny.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("val_loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("perplexity"), std::string::npos) << r.out;
+}
+
+TEST(Cli, UnknownKey) {
+  test::TinyRun tiny;
+  std::string ini = tiny.dir.file("bad.ini");
+  std::ofstream(ini) << "[optim]\nlearning_rate = 0.1\n";
+  expect_one_line_error(run_cli("train " + ini + args_of(tiny.overrides()), tiny.dir), {"bad.ini:2", "learning_rate"});
+  EXPECT_FALSE(fs::exists(tiny.dir.file("run")));
+}
+
+TEST(Cli, BadValue) {
+  test::TinyRun tiny;
+  std::string ini = tiny.dir.file("bad.ini");
+  std::ofstream(ini) << "[model]\nn_layer = two\n";
+  expect_one_line_error(run_cli("train " + ini + args_of(tiny.overrides()), tiny.dir), {"bad.ini:2", "n_layer", "two"});
+  expect_one_line_error(run_cli("train " + tiny_ini() + args_of(tiny.overrides()) + " --optim.lr=-1", tiny.dir),
+                        {"optim.lr", "-1"});
+  EXPECT_FALSE(fs::exists(tiny.dir.file("run")));
+}
+
+TEST(Cli, MissingFiles) {
+  test::TinyRun tiny;
+  expect_one_line_error(run_cli("train " + tiny.dir.file("nope.ini"), tiny.dir), {"nope.ini"});
+  expect_one_line_error(
+      run_cli("train " + tiny_ini() + args_of(tiny.overrides()) + " --data.train=" + tiny.dir.file("gone.h5"), tiny.dir),
+      {"gone.h5"});
+  EXPECT_FALSE(fs::exists(tiny.dir.file("run")));
+  expect_one_line_error(run_cli("sample --ckpt " + tiny.dir.file("none.h5"), tiny.dir), {"none.h5"});
+}
+
+TEST(Cli, TruncatedShard) {
+  test::TinyRun tiny;
+  std::string bin = tiny.dir.file("cut.bin");
+  std::vector<uint32_t> tokens(1000, 7);
+  write_bin_shard(bin, tokens);
+  fs::resize_file(bin, fs::file_size(bin) - 100);
+  expect_one_line_error(run_cli("train " + tiny_ini() + args_of(tiny.overrides()) + " --data.train=" + bin, tiny.dir),
+                        {"cut.bin"});
+  EXPECT_FALSE(fs::exists(tiny.dir.file("run")));
+}
+
+TEST(Cli, CorruptedCheckpoint) {
+  test::TinyRun tiny;
+  std::string run = tiny.dir.file("run");
+  fs::create_directories(run);
+  std::ofstream(run + "/ckpt.h5") << "garbage, not HDF5";
+  expect_one_line_error(run_cli("train --resume " + run, tiny.dir), {"ckpt.h5"});
+  expect_one_line_error(run_cli("eval --ckpt " + run + "/ckpt.h5", tiny.dir), {"ckpt.h5"});
+  EXPECT_FALSE(fs::exists(run + "/metrics.jsonl"));
+}
+
+TEST(Cli, UnknownCommandAndOption) {
+  test::TinyRun tiny;
+  EXPECT_NE(run_cli("fly", tiny.dir).code, 0);
+  expect_one_line_error(run_cli("sample --ckpt x.h5 --tokenz 3", tiny.dir), {"tokenz"});
+}
+
+TEST(Cli, HelpListsEveryKey) {
+  test::TinyRun tiny;
+  CliResult r = run_cli("train --help", tiny.dir);
+  EXPECT_EQ(r.code, 0);
+  for (const char* key : {"n_layer", "rope_theta", "warmup_steps", "seq_len", "eval_every", "peak_flops"})
+    EXPECT_NE(r.out.find(key), std::string::npos) << key;
+}
