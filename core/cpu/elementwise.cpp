@@ -1,3 +1,7 @@
+#include <omp.h>
+
+#include <algorithm>
+
 #include "core/cpu/broadcast.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/dispatch.h"
@@ -78,12 +82,25 @@ void sum_to(const Tensor& x, Tensor& out) {
     bool trailing = out.dim() <= x.dim() && n_out > 0 && x.numel() % n_out == 0;
     for (int64_t d = 1; trailing && d <= out.dim(); ++d) trailing = out.size(-d) == x.size(-d);
     if (trailing) {
+      // Rows are summed whole (contiguous, vectorized) into one partial per thread.
       int64_t rows = x.numel() / n_out;
-      for_each_index(n_out, [=](int64_t j) {
-        T acc = 0;
-        for (int64_t r = 0; r < rows; ++r) acc += px[r * n_out + j];
-        po[j] = acc;
-      });
+      int threads = x.numel() > kParallelGrain ? std::min<int>(omp_get_max_threads(), static_cast<int>(rows)) : 1;
+      Tensor partial = Tensor::zeros({threads, n_out}, x.dtype());
+      T* pp = partial.data<T>();
+#pragma omp parallel num_threads(threads)
+      {
+        int me = omp_get_thread_num();
+        T* acc = pp + me * n_out;
+        for (int64_t r = me; r < rows; r += threads) {
+          const T* row = px + r * n_out;
+          for (int64_t j = 0; j < n_out; ++j) acc[j] += row[j];
+        }
+      }
+      for (int64_t j = 0; j < n_out; ++j) {
+        T sum = 0;
+        for (int t = 0; t < threads; ++t) sum += pp[t * n_out + j];
+        po[j] = sum;
+      }
       return;
     }
     std::fill(po, po + n_out, T(0));

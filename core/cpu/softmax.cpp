@@ -2,6 +2,7 @@
 
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/dispatch.h"
+#include "core/functors.h"
 
 namespace attnlab::cpu {
 
@@ -12,7 +13,7 @@ T row_logsumexp(const T* row, int64_t n) {
   T m = row[0];
   for (int64_t j = 1; j < n; ++j) m = std::max(m, row[j]);
   T s = 0;
-  for (int64_t j = 0; j < n; ++j) s += std::exp(row[j] - m);
+  for (int64_t j = 0; j < n; ++j) s += fn::exp_(row[j] - m);
   return m + std::log(s);
 }
 }  // namespace
@@ -28,7 +29,7 @@ void softmax(const Tensor& x, bool log, Tensor& out) {
       const T* row = px + r * n;
       T* o = po + r * n;
       T lse = row_logsumexp(row, n);
-      for (int64_t j = 0; j < n; ++j) o[j] = log ? row[j] - lse : std::exp(row[j] - lse);
+      for (int64_t j = 0; j < n; ++j) o[j] = log ? row[j] - lse : fn::exp_(row[j] - lse);
     }
   });
 }
@@ -48,7 +49,7 @@ void softmax_backward(const Tensor& y, const Tensor& dy, bool log, Tensor& dx) {
       T* o = pdx + r * n;
       T dot = 0;
       for (int64_t j = 0; j < n; ++j) dot += log ? gr[j] : gr[j] * yr[j];
-      for (int64_t j = 0; j < n; ++j) o[j] = log ? gr[j] - std::exp(yr[j]) * dot : yr[j] * (gr[j] - dot);
+      for (int64_t j = 0; j < n; ++j) o[j] = log ? gr[j] - fn::exp_(yr[j]) * dot : yr[j] * (gr[j] - dot);
     }
   });
 }
@@ -85,7 +86,7 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_i
         if (ignored) {
           std::fill(g, g + v, T(0));
         } else {
-          for (int64_t j = 0; j < v; ++j) g[j] = std::exp(z[j] - lse) * inv;
+          for (int64_t j = 0; j < v; ++j) g[j] = fn::exp_(z[j] - lse) * inv;
           g[t] -= inv;
         }
       }
