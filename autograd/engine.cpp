@@ -32,6 +32,7 @@ Var::Var(Tensor data, bool requires_grad) : impl_(std::make_shared<VarImpl>()) {
 
 void Var::zero_grad() {
   if (impl_->grad.defined()) impl_->grad.zero_();
+  else if (impl_->requires_grad) impl_->grad = Tensor::zeros_like(impl_->data);
 }
 
 Var make_result(Tensor out, const char* name, std::vector<Var> inputs, BackwardFn backward) {

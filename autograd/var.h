@@ -39,7 +39,9 @@ class Var {
   // Accumulated gradient; undefined until a backward reaches this leaf.
   const Tensor& grad() const { return impl_->grad; }
   Tensor& grad() { return impl_->grad; }
-  // Keeps the gradient buffer and fills it with zeros (no allocation).
+  // Fills the gradient buffer with zeros, creating it on first use for a Var
+  // that requires grad: zeroing before the first step makes that step hold the
+  // same buffers as every later one, so warm-up is a single step.
   void zero_grad();
   bool requires_grad() const { return impl_ && impl_->requires_grad; }
   void set_requires_grad(bool r) { impl_->requires_grad = r; }

@@ -1,5 +1,7 @@
 #include "core/device.h"
 
+#include <charconv>
+
 #include "core/error.h"
 
 namespace attnlab {
@@ -7,9 +9,11 @@ namespace attnlab {
 Device Device::parse(const std::string& s) {
   if (s == "cpu") return cpu();
   if (s == "cuda") return cuda(0);
-  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 &&
-      s.find_first_not_of("0123456789", 5) == std::string::npos)
-    return cuda(std::stoi(s.substr(5)));
+  int index = 0;
+  if (s.rfind("cuda:", 0) == 0) {
+    auto [end, ec] = std::from_chars(s.data() + 5, s.data() + s.size(), index);
+    if (ec == std::errc() && end == s.data() + s.size() && s.size() > 5 && index >= 0) return cuda(index);
+  }
   throw Error("unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
 }
 

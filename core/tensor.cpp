@@ -35,6 +35,7 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device
 Tensor Tensor::scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
+  ATTNLAB_CHECK(n >= 0, "Tensor::arange: negative length ", n);
   std::vector<double> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<double>(i);
   return from(v).to(dtype).to(device);
@@ -149,13 +150,16 @@ Tensor& Tensor::copy_(const Tensor& src) {
   return *this;
 }
 
+// The generator advances only once the fill has succeeded.
 Tensor& Tensor::uniform_(Generator& gen, double lo, double hi) {
-  ops::uniform(*this, gen.seed(), gen.advance(philox::calls_for(static_cast<uint64_t>(numel_))), lo, hi);
+  ops::uniform(*this, gen.seed(), gen.offset(), lo, hi);
+  gen.advance(philox::calls_for(static_cast<uint64_t>(numel_)));
   return *this;
 }
 
 Tensor& Tensor::normal_(Generator& gen, double mean, double std) {
-  ops::normal(*this, gen.seed(), gen.advance(philox::calls_for(static_cast<uint64_t>(numel_))), mean, std);
+  ops::normal(*this, gen.seed(), gen.offset(), mean, std);
+  gen.advance(philox::calls_for(static_cast<uint64_t>(numel_)));
   return *this;
 }
 

@@ -180,6 +180,7 @@ TrainSummary Trainer::run() {
   summary.run_dir = run_dir_;
   double window_loss = 0, window_time = 0;
   int64_t window_steps = 0;
+  optim_->zero_grad();  // gradient buffers exist from the first step on
   const int64_t last_step = opts_.stop_after > 0 ? std::min(opts_.stop_after, tc.steps) : tc.steps;
   while (step_ < last_step) {
     auto t0 = std::chrono::steady_clock::now();

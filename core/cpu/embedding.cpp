@@ -8,9 +8,9 @@ namespace attnlab::cpu {
 
 namespace {
 template <class I>
-int64_t checked_id(const I* ids, int64_t i, int64_t vocab) {
+int64_t checked_id(const char* op, const I* ids, int64_t i, int64_t vocab) {
   int64_t id = static_cast<int64_t>(ids[i]);
-  ATTNLAB_CHECK(0 <= id && id < vocab, "embedding: id ", id, " at position ", i, " out of range [0, ",
+  ATTNLAB_CHECK(0 <= id && id < vocab, op, ": id ", id, " at position ", i, " out of range [0, ",
                 vocab, ")");
   return id;
 }
@@ -24,7 +24,7 @@ void embedding(const Tensor& weight, const Tensor& ids, Tensor& out) {
     dispatch_index(ids.dtype(), "embedding", [&]<class I>() {
       const I* pi = ids.data<I>();
       for (int64_t i = 0; i < n; ++i) {
-        const T* row = pw + checked_id(pi, i, vocab) * d;
+        const T* row = pw + checked_id("embedding", pi, i, vocab) * d;
         std::copy(row, row + d, po + i * d);
       }
     });
@@ -41,7 +41,7 @@ void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dweight) {
     std::fill(pw, pw + dweight.numel(), T(0));
     dispatch_index(ids.dtype(), "embedding_backward", [&]<class I>() {
       const I* pi = ids.data<I>();
-      for (int64_t i = 0; i < n; ++i) checked_id(pi, i, vocab);
+      for (int64_t i = 0; i < n; ++i) checked_id("embedding_backward", pi, i, vocab);
 #pragma omp parallel if (n * d > kParallelGrain)
       {
         int nt = omp_get_num_threads(), me = omp_get_thread_num();

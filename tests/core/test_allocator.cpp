@@ -332,23 +332,14 @@ TEST(Allocator, SteadyStateForwardBackwardMakesNoSystemAllocations) {
   expect_no_steady_state_allocations<PlainMlp>(DType::f64);
 }
 
-// BUG (autograd/engine.cpp, accumulate_leaf / Var::zero_grad): fails today.
-// Leaf gradients are created lazily by the first backward (g.clone() when the
-// leaf's gradient arrives), so in the warm-up step the parameters whose
-// gradients come late are not yet holding buffers while the backward's
-// temporaries are live. From step 2 on every gradient buffer is live for the
-// whole step, and the peak of one bucket is one block higher: here
-// ops::layer_norm_backward's Tensor::empty_like(w) for dw/db ([24]: the 128-byte
-// bucket in f32, 192 in f64) makes one system allocation in step 2 because
-// b1/ln_w/ln_b's gradient buffers (same bucket) are now live during it.
-// Suggested fix: Var::zero_grad() allocates a zero buffer when the leaf requires
-// grad and has none, so the first step's live set equals every later step's.
+// Leaf gradients created by the first backward would make step 2 hold more
+// than step 1; zero_grad() creates them up front, so one warm-up step suffices.
 TEST(Allocator, SteadyStateWithEmbeddingResidualAndRmsNorm) {
   expect_no_steady_state_allocations<Mlp>(DType::f32);
   expect_no_steady_state_allocations<Mlp>(DType::f64);
 }
 
-// After two warm-up steps nothing allocates (holds today; guards the ops).
+// And with two warm-up steps, of course.
 TEST(Allocator, SteadyStateAfterTwoWarmupSteps) {
   expect_no_steady_state_allocations<Mlp>(DType::f32, 2);
   expect_no_steady_state_allocations<Mlp>(DType::f64, 2);

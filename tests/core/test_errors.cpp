@@ -230,14 +230,12 @@ TEST(Errors, ParseDeviceAndDtype) {
   EXPECT_TRUE(throws_error([] { parse_dtype("float32"); }, {"float32", "f32"}));
 }
 
-// BUG (core/device.cpp, Device::parse): an index too large for int escapes
-// as std::out_of_range from std::stoi instead of an attnlab::Error.
+// An index too large for int is a bad device name, not a std::out_of_range.
 TEST(Errors, ParseDeviceWithAHugeIndex) {
   EXPECT_TRUE(throws_error([] { Device::parse("cuda:99999999999"); }, {"cuda:99999999999"}));
 }
 
-// BUG (core/tensor.cpp, Tensor::arange): a negative length reaches
-// std::vector's constructor and escapes as std::length_error.
+// A negative length is reported, not left to std::vector (std::length_error).
 TEST(Errors, ArangeNegativeLength) {
   EXPECT_TRUE(throws_error([] { Tensor::arange(-1); }, {"arange", "-1"}));
 }
