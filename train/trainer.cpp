@@ -137,17 +137,29 @@ void Trainer::save(const std::string& path) const {
   save_checkpoint(path, ckpt);
 }
 
-double Trainer::train_step() {
+StepStats Trainer::train_step() {
+  if (!grads_ready_) {
+    optim_->zero_grad();  // gradient buffers exist from the first step on
+    grads_ready_ = true;
+  }
+  StepStats st;
+  st.lr = schedule_.lr_at(step_);
+  optim_->set_lr(st.lr);
   model_->train();
   int accum = cfg_.train.grad_accum;
-  double total = 0;
   for (int micro = 0; micro < accum; ++micro) {
     Batch b = train_loader_->next();
     Var loss = model_->loss(b.x, b.y);
-    total += loss.data().item<double>();
+    st.loss += loss.data().item<double>() / accum;
     (accum == 1 ? loss : ag::scale(loss, 1.0 / accum)).backward();
   }
-  return total / accum;
+  st.grad_norm = cfg_.optim.grad_clip > 0 ? clip_grad_norm(params_, cfg_.optim.grad_clip) : grad_norm(params_);
+  ATTNLAB_CHECK(std::isfinite(st.loss), "training diverged at step ", step_ + 1, ": loss = ", st.loss,
+                " (try a lower optim.lr or a warmup)");
+  optim_->step();
+  optim_->zero_grad();
+  ++step_;
+  return st;
 }
 
 double Trainer::evaluate() {
@@ -180,19 +192,11 @@ TrainSummary Trainer::run() {
   summary.run_dir = run_dir_;
   double window_loss = 0, window_time = 0;
   int64_t window_steps = 0;
-  optim_->zero_grad();  // gradient buffers exist from the first step on
   const int64_t last_step = opts_.stop_after > 0 ? std::min(opts_.stop_after, tc.steps) : tc.steps;
   while (step_ < last_step) {
     auto t0 = std::chrono::steady_clock::now();
-    double lr = schedule_.lr_at(step_);
-    optim_->set_lr(lr);
-    double loss = train_step();
-    double norm = cfg_.optim.grad_clip > 0 ? clip_grad_norm(params_, cfg_.optim.grad_clip) : grad_norm(params_);
-    ATTNLAB_CHECK(std::isfinite(loss), "training diverged at step ", step_ + 1, ": loss = ", loss,
-                  " (try a lower optim.lr or a warmup)");
-    optim_->step();
-    optim_->zero_grad();
-    ++step_;
+    StepStats st = train_step();
+    double loss = st.loss;
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     window_loss += loss, window_time += dt, ++window_steps;
     summary.last_loss = loss;
@@ -206,8 +210,8 @@ TrainSummary Trainer::run() {
       Json row = Json::object();
       row["step"] = step_;
       row["loss"] = window_loss / window_steps;
-      row["lr"] = lr;
-      row["grad_norm"] = norm;
+      row["lr"] = st.lr;
+      row["grad_norm"] = st.grad_norm;
       row["tokens_per_s"] = tok_s;
       row["mfu"] = flops_per_token * tok_s / tc.peak_flops;
       if (eval_now) row["val_loss"] = val_loss;

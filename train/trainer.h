@@ -24,6 +24,12 @@ struct TrainSummary {
   std::string run_dir;
 };
 
+struct StepStats {
+  double loss = 0;  // mean over the micro-batches
+  double lr = 0;
+  double grad_norm = 0;  // before clipping
+};
+
 struct TrainerOptions {
   bool quiet = false;      // no console progress (tests)
   int64_t stop_after = 0;  // stop (with a checkpoint) after this step, to resume later; 0 = run to train.steps
@@ -39,6 +45,8 @@ class Trainer {
                                          TrainerOptions opts = {});
 
   TrainSummary run();
+  // One optimizer step (all micro-batches, clip, update); run() is a loop of these.
+  StepStats train_step();
 
   // Mean loss over train.eval_batches validation batches (the same ones every time).
   double evaluate();
@@ -49,7 +57,6 @@ class Trainer {
 
  private:
   void restore(const Checkpoint& ckpt);
-  double train_step();  // returns the mean loss over the micro-batches
 
   Config cfg_;
   TrainerOptions opts_;
@@ -61,6 +68,7 @@ class Trainer {
   std::vector<Var> params_;
   int64_t step_ = 0;
   bool resumed_ = false;
+  bool grads_ready_ = false;
 };
 
 // The model a checkpoint describes, with its parameters loaded.
