@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -214,23 +213,18 @@ TEST(LoadTokenizer, ErrorsNameTheFile) {
   EXPECT_ERROR_MENTIONS(load_tokenizer(dir.file("vs.json")), "vs.json", "vocab_size 300");
 }
 
-// Speed check on the real corpus, when scripts/fetch_data.sh has fetched it.
-TEST(Bpe, MobyDickVocab1024IsFast) {
+// The real corpus, when scripts/fetch_data.sh has fetched it (its speed is
+// measured by bench/bench_tokenizer, not here).
+TEST(Bpe, MobyDickVocab1024RoundTrips) {
   const char* src = std::getenv("ATTNLAB_SOURCE_DIR");
   const std::string path = std::string(src ? src : ".") + "/datasets/mobydick.txt";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not fetched";
   const std::string text = read_file(path);
-  auto t0 = std::chrono::steady_clock::now();
   auto tok = train_bpe(text, 1024);
-  double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  t0 = std::chrono::steady_clock::now();
   auto ids = tok->encode(text);
-  double enc_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("moby dick: %zu bytes, train bpe:1024 %.2f s, encode %.2f s, %zu tokens (%.2f bytes/token)\n",
-              text.size(), train_s, enc_s, ids.size(), double(text.size()) / double(ids.size()));
   EXPECT_EQ(tok->vocab_size(), 1024u);
   EXPECT_EQ(tok->decode(ids), text);
-  EXPECT_LT(train_s, 20.0);
+  EXPECT_LT(ids.size(), text.size() / 2);  // 1024 merges roughly halve the bytes
 }
 
 }  // namespace
