@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
+#include "train/ablate.h"
 #include "train/generate.h"
 #include "train/trainer.h"
 
@@ -155,6 +156,38 @@ int cmd_eval(const std::vector<std::string>& args) {
   double loss = total / static_cast<double>(n);
   std::printf("val_loss %.6f  perplexity %.4f  (%lld batches of %d x %d tokens from %s)\n", loss, std::exp(loss),
               static_cast<long long>(n), cfg.data.batch_size, cfg.data.seq_len, val.c_str());
+  return 0;
+}
+
+}  // namespace attnlab
+
+namespace attnlab {
+
+int cmd_ablate(const std::vector<std::string>& args) {
+  po::options_description desc("attnlab ablate ABLATION.ini: train every variant, then one table and one plot\n\noptions");
+  desc.add_options()("file", po::value<std::string>(), "the ablation file")(
+      "parallel", po::value<int>(), "override [ablate] parallel")("out_dir", po::value<std::string>(),
+                                                                   "override [ablate] out_dir")(
+      "quiet,q", po::bool_switch(), "no progress lines");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  if (!parse_args("ablate", args, desc, vm, &pos)) return 0;
+  ATTNLAB_CHECK(vm.count("file"), "no ablation file given (usage: attnlab ablate configs/ablations/attention.ini)");
+  AblationSpec spec = load_ablation(vm["file"].as<std::string>());
+  if (vm.count("parallel")) {
+    spec.parallel = vm["parallel"].as<int>();
+    ATTNLAB_CHECK(spec.parallel >= 1, "--parallel ", spec.parallel, ": expected >= 1");
+  }
+  if (vm.count("out_dir")) spec.out_dir = vm["out_dir"].as<std::string>();
+  AblationOptions opts;
+  opts.exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  const char* src = std::getenv("ATTNLAB_SOURCE_DIR");
+  opts.plot_script = std::string(src ? src : ATTNLAB_SOURCE_DIR) + "/scripts/plot.py";
+  opts.quiet = vm["quiet"].as<bool>();
+  int failed = run_ablation(spec, opts);
+  ATTNLAB_CHECK(failed == 0, failed, " of ", spec.variants.size(), " variants failed; see ", spec.out_dir,
+                "/results.md and each variant's train.log");
   return 0;
 }
 

@@ -17,6 +17,7 @@ const char* kUsage =
     "  prepare --input FILE --tokenizer byte|bpe:N --out DIR             tokenize a corpus into shards\n"
     "  sample --ckpt FILE [--prompt TEXT] [--tokens N] ...               generate text\n"
     "  eval --ckpt FILE [--val SHARD] [--batches N]                      validation loss and perplexity\n"
+    "  ablate ABLATION.ini [--parallel N]                                train variants; results.md + plot\n"
     "\n"
     "`attnlab <command> --help` describes a command's options.\n";
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     if (cmd == "prepare") return attnlab::cmd_prepare(args);
     if (cmd == "sample") return attnlab::cmd_sample(args);
     if (cmd == "eval") return attnlab::cmd_eval(args);
+    if (cmd == "ablate") return attnlab::cmd_ablate(args);
     std::fprintf(stderr, "attnlab: error: unknown command '%s'\n%s", cmd.c_str(), kUsage);
     return 2;
   } catch (const attnlab::Error& e) {

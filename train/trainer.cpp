@@ -225,6 +225,14 @@ TrainSummary Trainer::run() {
   }
   progress.finish();
   summary.steps = step_;
+  // One object with the run's outcome, for ablation tables.
+  Json out = Json::object();
+  out["steps"] = step_;
+  out["params"] = model_->num_parameters();
+  out["loss"] = summary.last_loss;
+  if (!std::isnan(summary.last_val_loss)) out["val_loss"] = summary.last_val_loss;
+  out["tokens_per_s"] = summary.tokens_per_s;
+  write_file_atomic((fs::path(run_dir_) / "summary.json").string(), out.dump(2) + "\n");
   return summary;
 }
 

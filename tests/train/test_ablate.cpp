@@ -1,0 +1,58 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/file_io.h"
+#include "train/ablate.h"
+#include "train_fixture.h"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+
+namespace {
+std::string tiny_ini() {
+  const char* src = std::getenv("ATTNLAB_SOURCE_DIR");
+  return std::string(src ? src : ".") + "/configs/tiny.ini";
+}
+}  // namespace
+
+TEST(Ablate, TrainsEveryVariantAndWritesOneTable) {
+  test::TinyRun tiny;
+  std::string file = tiny.dir.file("abl.ini");
+  std::ofstream(file) << "[ablate]\nbase = " << tiny_ini() << "\nout_dir = " << tiny.dir.file("out")
+                      << "\nparallel = 2\nset = train.steps=6, train.eval_every=3, data.train=" << tiny.train
+                      << ", data.val=" << tiny.val << "\n\n[variant.rope]\nattn.default.pos = rope\n\n"
+                      << "[variant.mqa]  # one kv head\nattn.default.n_kv_head = 1\n";
+  AblationSpec spec = load_ablation(file);
+  ASSERT_EQ(spec.variants.size(), 2u);
+  int failed = run_ablation(spec, {.exe = ATTNLAB_CLI, .plot_script = "/nonexistent/plot.py", .quiet = true});
+  EXPECT_EQ(failed, 0);
+  std::string md = read_file(tiny.dir.file("out") + "/results.md");
+  EXPECT_NE(md.find("| rope |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| mqa |"), std::string::npos) << md;
+  EXPECT_NE(md.find("attn.default.n_kv_head=1"), std::string::npos) << md;
+  EXPECT_EQ(md.find("failed"), std::string::npos) << md;
+  for (const char* v : {"rope", "mqa"}) EXPECT_TRUE(fs::exists(tiny.dir.file("out") + "/" + v + "/metrics.jsonl"));
+}
+
+TEST(Ablate, BadVariantIsCaughtBeforeAnyRun) {
+  test::TinyRun tiny;
+  std::string file = tiny.dir.file("abl.ini");
+  std::ofstream(file) << "[ablate]\nbase = " << tiny_ini() << "\nout_dir = " << tiny.dir.file("out")
+                      << "\n[variant.ok]\nattn.default.pos = nope\n[variant.typo]\nattn.default.poss = nope\n";
+  EXPECT_ERROR_MENTIONS(load_ablation(file), "typo", "poss");
+  EXPECT_FALSE(fs::exists(tiny.dir.file("out")));
+  std::ofstream(file) << "[ablate]\nbase = " << tiny_ini() << "\n[variant.a]\nnodot = 1\n";
+  EXPECT_ERROR_MENTIONS(load_ablation(file), "abl.ini:4", "nodot");
+  std::ofstream(file) << "[ablate]\nbase = " << tiny_ini() << "\n";
+  EXPECT_ERROR_MENTIONS(load_ablation(file), "no [variant.NAME]");
+}
+
+TEST(Ablate, ShippedAblationConfigsAreValid) {
+  const char* src = std::getenv("ATTNLAB_SOURCE_DIR");
+  for (const auto& e : fs::directory_iterator(std::string(src ? src : ".") + "/configs/ablations")) {
+    if (e.path().extension() != ".ini") continue;
+    EXPECT_NO_THROW(load_ablation(e.path().string())) << e.path();
+  }
+}
