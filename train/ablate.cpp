@@ -220,7 +220,7 @@ int run_ablation(const AblationSpec& spec, const AblationOptions& opts) {
     double val = s.contains("val_loss") ? s.at("val_loss").as_number() : std::nan("");
     md << "| " << v.name << " | " << over << " | " << s.at("params").as_int() << " | "
        << fmt(s.at("loss").as_number()) << " | " << fmt(val) << " | " << fmt(s.at("tokens_per_s").as_number(), 0)
-       << " | " << fmt(static_cast<double>(o.peak_rss_kb) / 1024.0, 1) << " | " << fmt(o.seconds, 0) << " |\n";
+       << " | " << fmt(static_cast<double>(o.peak_rss_kb) / 1024.0, 1) << " | " << fmt(o.seconds, 1) << " |\n";
     curves.push_back(run_dir(i) + "/metrics.jsonl");
     labels.push_back(v.name);
   }
