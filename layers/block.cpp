@@ -7,8 +7,7 @@ namespace attnlab {
 
 Block::Block(const GPTConfig& cfg, int64_t layer, std::shared_ptr<Generator> dropout_gen) {
   ln_1_ = register_module("ln_1", make_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias));
-  AttnOptions o = cfg.layers.empty() ? AttnOptions{} : cfg.layers[static_cast<size_t>(layer) % cfg.layers.size()];
-  attn_ = register_module("attn", make_attention(cfg.d_model, cfg.n_head, o, cfg.bias));
+  attn_ = register_module("attn", make_attention(cfg.d_model, cfg.n_head, cfg.layer_options(layer), cfg.bias));
   ln_2_ = register_module("ln_2", make_norm(cfg.norm, cfg.d_model, cfg.norm_eps, cfg.bias));
   mlp_ = register_module("mlp", std::make_shared<MLP>(cfg.mlp, cfg.d_model, cfg.hidden_dim(), cfg.bias));
   drop_ = register_module("drop", std::make_shared<Dropout>(cfg.dropout, std::move(dropout_gen)));

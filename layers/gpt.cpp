@@ -34,6 +34,7 @@ void init_module(Module& m, const std::string& name, Generator& gen, double std,
     return;
   }
   for (auto& [child_name, child] : m.children()) init_module(*child, child_name, gen, std, resid_std);
+  if (auto* attn = dynamic_cast<Attention*>(&m)) attn->init_parameters(gen);
 }
 }  // namespace
 
@@ -56,6 +57,7 @@ void GPT::build() {
   wte_ = register_module("wte", std::make_shared<Embedding>(cfg_.vocab_size, cfg_.d_model));
   if (cfg_.pos_emb == PosEmbKind::learned)
     wpe_ = register_module("wpe", std::make_shared<Embedding>(cfg_.block_size, cfg_.d_model));
+  if (cfg_.pos_emb == PosEmbKind::sinusoidal) sinusoidal_ = std::make_unique<SinusoidalTable>(cfg_.d_model);
   drop_ = register_module("drop", std::make_shared<Dropout>(cfg_.dropout, dropout_gen_));
   blocks_ = register_module("blocks", std::make_shared<ModuleList<Block>>());
   for (int64_t i = 0; i < cfg_.n_layer; ++i) blocks_->append(std::make_shared<Block>(cfg_, i, dropout_gen_));
@@ -81,6 +83,7 @@ Var GPT::embed(const Tensor& ids, int64_t pos0) {
     for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
     x = ag::add(x, wpe_->forward(Tensor::from(pos, {T}, ids.device())));
   }
+  if (sinusoidal_) x = ag::add(x, Var(sinusoidal_->rows(pos0, T, x.dtype(), x.device())));
   return drop_->forward(x);
 }
 
@@ -107,8 +110,12 @@ Var GPT::forward_step(const Tensor& ids, GPTCache& cache) {
 Var GPT::loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index) {
   ATTNLAB_CHECK(targets.shape() == ids.shape(), "GPT::loss: targets ", targets.str(), " do not match ids ",
                 ids.str());
+  take_aux_losses();  // drop any left by a forward() that was not a loss
   Var logits = forward(ids);
-  return ag::cross_entropy(ag::reshape(logits, {-1, cfg_.vocab_size}), targets.reshape({-1}), ignore_index);
+  Var loss = ag::cross_entropy(ag::reshape(logits, {-1, cfg_.vocab_size}), targets.reshape({-1}), ignore_index);
+  Var aux = take_aux_losses();
+  if (aux.defined() && cfg_.aux_loss_weight > 0) loss = ag::add(loss, ag::scale(aux, cfg_.aux_loss_weight));
+  return loss;
 }
 
 double GPT::flops_per_token(int64_t seq_len) const {
@@ -119,7 +126,15 @@ double GPT::flops_per_token(int64_t seq_len) const {
   double attn = 0;
   for (int64_t i = 0; i < cfg_.n_layer; ++i) {
     AttnOptions o = cfg_.attn_options(i);
-    int64_t t = o.mask == MaskKind::window ? std::min(T, o.window) : T;
+    int64_t t = T;  // keys per query under a sparse mask (at most)
+    switch (o.mask) {
+      case MaskKind::window: t = std::min(T, o.window); break;
+      case MaskKind::sinks: t = std::min(T, o.window + o.sink_tokens); break;
+      case MaskKind::strided: t = std::min(T, o.stride + T / o.stride); break;
+      case MaskKind::fixed: t = std::min(T, o.stride + T / o.stride * o.summary); break;
+      case MaskKind::moba: t = std::min(T, o.moba_topk * o.moba_block); break;
+      default: break;
+    }
     attn += 12.0 * static_cast<double>(o.n_head * o.d_head * t);
   }
   return 6.0 * n + attn;

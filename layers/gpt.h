@@ -5,12 +5,14 @@
 // Parameter names (PyTorch layout, Linear weight [out, in]), in this order:
 //   wte.weight                        [vocab_size, d_model]
 //   wpe.weight                        [block_size, d_model]   (pos_emb = learned)
+// (pos_emb = sinusoidal adds fixed sinusoids: no parameter)
 //   blocks.{i}.ln_1.weight            [d_model]
 //   blocks.{i}.ln_1.bias              [d_model]               (LayerNorm with bias)
 //   blocks.{i}.attn.wq.weight         [n_head * d_head, d_model]      (+ .bias with bias)
 //   blocks.{i}.attn.wk.weight         [n_kv_head * d_head, d_model]   (+ .bias)
 //   blocks.{i}.attn.wv.weight         [n_kv_head * d_head, d_model]   (+ .bias)
 //   blocks.{i}.attn.wo.weight         [d_model, n_head * d_head]      (+ .bias)
+//   blocks.{i}.attn.*                 per attention axis (softmax_attention.h, diff_attention.h, moh.h)
 //   blocks.{i}.ln_2.weight / .bias    [d_model]
 //   gelu, relu2: blocks.{i}.mlp.fc.weight    [d_mlp, d_model]   (+ .bias)
 //                blocks.{i}.mlp.proj.weight  [d_model, d_mlp]   (+ .bias)
@@ -28,6 +30,7 @@
 #include "layers/embedding.h"
 #include "layers/gpt_config.h"
 #include "layers/linear.h"
+#include "layers/sinusoidal.h"
 
 namespace attnlab {
 
@@ -48,7 +51,9 @@ class GPT : public Module {
 
   // ids [B, T] (i32/i64) -> logits [B, T, vocab_size].
   Var forward(const Tensor& ids);
-  // Mean next-token cross-entropy over targets [B, T] != ignore_index.
+  // Mean next-token cross-entropy over targets [B, T] != ignore_index, plus
+  // aux_loss_weight times the layers' auxiliary losses of this forward (training
+  // mode only; e.g. MoH's load balance).
   Var loss(const Tensor& ids, const Tensor& targets, int64_t ignore_index = -100);
   // Decoding: ids [B, T_new] continue the sequence held in `cache`; returns the
   // logits [B, T_new, V] of the new positions (equal to forward() over the whole sequence).
@@ -56,14 +61,15 @@ class GPT : public Module {
   GPTCache new_cache() const { return GPTCache{std::vector<AttnCache>(blocks_->size())}; }
 
   // GPT-2 init: weights ~ N(0, init_std), residual output projections (attn.wo,
-  // mlp.proj / mlp.down) ~ N(0, init_std / sqrt(2 n_layer)), biases 0, norm weights 1.
+  // mlp.proj / mlp.down) ~ N(0, init_std / sqrt(2 n_layer)), biases 0, norm weights 1;
+  // an attention's other parameters by Attention::init_parameters.
   // Draws follow named_parameters() order, so a seed fixes every value.
   void init_weights(Generator& gen);
 
   // Training FLOPs per token, forward + backward: 6 N + 12 sum_l(H_l D_l T_l)
   // (Chowdhery et al., "PaLM", appendix B), N the parameters that take part in a
-  // matmul (lookups excluded: wpe, and wte when untied), T_l = seq_len (or the
-  // window when smaller). seq_len 0 means block_size.
+  // matmul (lookups excluded: wpe, and wte when untied), T_l = seq_len (or, when
+  // smaller, the most keys a query sees under a sparse mask). seq_len 0 means block_size.
   double flops_per_token(int64_t seq_len = 0) const;
 
   const GPTConfig& config() const { return cfg_; }
@@ -80,6 +86,7 @@ class GPT : public Module {
   GPTConfig cfg_;
   std::shared_ptr<Generator> dropout_gen_;
   std::shared_ptr<Embedding> wte_, wpe_;
+  std::unique_ptr<SinusoidalTable> sinusoidal_;
   std::shared_ptr<Dropout> drop_;
   std::shared_ptr<ModuleList<Block>> blocks_;
   std::shared_ptr<Layer> ln_f_;

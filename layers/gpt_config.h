@@ -9,8 +9,10 @@
 
 namespace attnlab {
 
-enum class PosEmbKind { none, learned };
-PosEmbKind parse_pos_emb_kind(const std::string& name);  // none | learned
+// Absolute positions added to the token embeddings (attention-side positions
+// are AttnOptions::pos): none, a learned table (GPT-2's wpe), or sinusoids.
+enum class PosEmbKind { none, learned, sinusoidal };
+PosEmbKind parse_pos_emb_kind(const std::string& name);  // none | learned | sinusoidal
 const char* pos_emb_kind_name(PosEmbKind k);
 
 // A GPT's shape and init. Plain data: the config layer fills it from INI keys.
@@ -23,18 +25,24 @@ struct GPTConfig {
   MLPKind mlp = MLPKind::gelu;
   NormKind norm = NormKind::layer;
   double norm_eps = 1e-5;
-  PosEmbKind pos_emb = PosEmbKind::none;  // GPT-2's wpe; none for RoPE-only models
+  PosEmbKind pos_emb = PosEmbKind::none;  // GPT-2's wpe, sinusoidal; none for RoPE-only models
   int64_t block_size = 1024;              // the longest sequence (wpe rows)
   bool tie_embeddings = true;             // lm head = wte.weight
   bool bias = true;                       // Linear and LayerNorm biases
   double dropout = 0.0;                   // embedding and residual dropout
   double init_std = 0.02;
+  // Weight of the layers' auxiliary losses (Module::take_aux_losses, e.g. MoH's
+  // load balance) in GPT::loss.
+  double aux_loss_weight = 0.01;
   // Attention per layer: layer i uses layers[i % layers.size()]; empty means one
   // default AttnOptions for every layer.
   std::vector<AttnOptions> layers;
 
   int64_t hidden_dim() const { return d_mlp > 0 ? d_mlp : 4 * d_model; }
-  // Layer i's attention options, resolved against d_model and n_head.
+  // Layer i's attention options as configured, with what the model knows filled
+  // in: the layer index, and train_len = block_size when unset.
+  AttnOptions layer_options(int64_t layer) const;
+  // The same, resolved against d_model and n_head.
   AttnOptions attn_options(int64_t layer) const;
   // Throws attnlab::Error naming the first bad field.
   void validate() const;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "autograd/functions.h"
+
 namespace attnlab {
 
 void Module::check_new_name(const std::string& name) const {
@@ -88,6 +90,15 @@ void Module::train(bool on) {
 
 void Module::zero_grad() {
   for (auto& [n, p] : named_parameters()) p.zero_grad();
+}
+
+Var Module::take_aux_losses() {
+  Var total = take_aux_loss();
+  for (auto& [n, c] : children_) {
+    Var l = c->take_aux_losses();
+    if (l.defined()) total = total.defined() ? ag::add(total, l) : l;
+  }
+  return total;
 }
 
 void Module::to(DType dtype) {

@@ -46,6 +46,12 @@ class Module {
   // Zeros every accumulated gradient in place (buffers are kept).
   void zero_grad();
 
+  // Auxiliary losses (e.g. mixture-of-heads load balance) that the last
+  // training-mode forward of this module and its descendants recorded, summed
+  // and handed over once: each module forgets its own. Undefined when there are
+  // none. A model adds them to its loss with a weight (GPT::loss).
+  Var take_aux_losses();
+
   // Converts every parameter in place; tied parameters stay tied. Gradients are
   // dropped. Build optimizers after converting.
   void to(DType dtype);
@@ -57,6 +63,9 @@ class Module {
   Var register_parameter(const std::string& name, Tensor init);
   // Registers an existing Var under another name (a tied parameter).
   void register_shared_parameter(const std::string& name, const Var& v);
+  // This module's own recorded auxiliary loss, handed over and forgotten;
+  // undefined when it has none (the default).
+  virtual Var take_aux_loss() { return Var(); }
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     check_new_name(name);

@@ -27,6 +27,7 @@ struct ModelConfig {
   bool bias = false;
   double dropout = 0;
   double init_std = 0;
+  double aux_loss_weight = 0;
   std::vector<std::string> layers;  // attn section names, cycled over the layers
   bool operator==(const ModelConfig&) const = default;
 };
@@ -36,15 +37,32 @@ struct AttnConfig {
   std::string kind;
   int n_head = 0;     // resolved: never 0
   int n_kv_head = 0;  // resolved: never 0
+  int n_q_head = 0;   // resolved: never 0
   int d_head = 0;     // resolved: never 0
   std::string pos;
   double rope_theta = 0;
   double rope_fraction = 0;
-  std::string mask;
-  int window = 0;
-  std::string qk_norm;
+  double rope_scale = 0;
+  double alibi_scale = 0;
+  std::string score;
   double softcap = 0;
   double scale = 0;  // 0 = 1/sqrt(d_head)
+  bool length_scale = false;
+  int train_len = 0;  // resolved: never 0
+  std::string mask;
+  int window = 0;
+  int sink_tokens = 0;
+  bool sink_kv = false;
+  int stride = 0;
+  int summary = 0;
+  int moba_block = 0;
+  int moba_topk = 0;
+  std::string qk_norm;
+  bool out_gate = false;
+  int conv = 0;
+  double diff_lambda_init = 0;
+  int moh_shared = 0;
+  int moh_topk = 0;
   std::string impl;
   bool operator==(const AttnConfig&) const = default;
 };

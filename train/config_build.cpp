@@ -110,10 +110,15 @@ class Builder {
 void resolve_attn(AttnConfig& a, const ModelConfig& m, const Builder& b) {
   const std::string p = "attn." + a.name + ".", sec = "[attn." + a.name + "]";
   if (a.n_head == 0) a.n_head = m.n_head;
-  if (a.n_kv_head == 0) a.n_kv_head = a.n_head;
-  if (a.n_kv_head > a.n_head || a.n_head % a.n_kv_head != 0)
-    b.fail_at({p + "n_kv_head", p + "n_head", "model.n_head"},
-              detail::cat("the ", a.n_kv_head, " key/value heads of ", sec, " must divide its ", a.n_head,
+  if (a.n_q_head == 0) a.n_q_head = a.n_head;
+  if (a.n_q_head > a.n_head)
+    b.fail_at({p + "n_q_head", p + "n_head", "model.n_head"},
+              detail::cat("the ", a.n_q_head, " query heads of ", sec, " exceed its ", a.n_head,
+                          " heads (sparse-query attention computes fewer query heads)"));
+  if (a.n_kv_head == 0) a.n_kv_head = a.n_q_head;
+  if (a.n_kv_head > a.n_q_head || a.n_q_head % a.n_kv_head != 0)
+    b.fail_at({p + "n_kv_head", p + "n_q_head", p + "n_head", "model.n_head"},
+              detail::cat("the ", a.n_kv_head, " key/value heads of ", sec, " must divide its ", a.n_q_head,
                           " query heads"));
   if (a.d_head == 0) {
     if (m.d_model % a.n_head != 0)
@@ -122,6 +127,7 @@ void resolve_attn(AttnConfig& a, const ModelConfig& m, const Builder& b) {
                             sec, "; set ", p, "d_head to choose the head width"));
     a.d_head = m.d_model / a.n_head;
   }
+  if (a.train_len == 0) a.train_len = m.block_size;
   if (a.pos == "rope") {
     const double rotated = a.d_head * a.rope_fraction;
     const double whole = std::round(rotated);
@@ -130,8 +136,43 @@ void resolve_attn(AttnConfig& a, const ModelConfig& m, const Builder& b) {
                 detail::cat("RoPE in ", sec, " would rotate ", rotated, " of the ", a.d_head,
                             " dims of a head; rope_fraction * d_head must be an even whole number"));
   }
-  if (a.mask == "window" && a.window == 0)
-    b.fail_at({p + "window", p + "mask"}, detail::cat("mask = window in ", sec, " needs ", p, "window >= 1"));
+  if ((a.mask == "window" || a.mask == "sinks") && a.window == 0)
+    b.fail_at({p + "window", p + "mask"}, detail::cat("mask = ", a.mask, " in ", sec, " needs ", p, "window >= 1"));
+  if ((a.mask == "strided" || a.mask == "fixed") && a.stride == 0)
+    b.fail_at({p + "stride", p + "mask"}, detail::cat("mask = ", a.mask, " in ", sec, " needs ", p, "stride >= 1"));
+  if (a.mask == "fixed" && a.summary > a.stride)
+    b.fail_at({p + "summary", p + "stride"},
+              detail::cat("mask = fixed in ", sec, " needs summary <= stride = ", a.stride));
+  if (a.mask == "moba" && (a.moba_block == 0 || a.moba_topk == 0))
+    b.fail_at({a.moba_block == 0 ? p + "moba_block" : p + "moba_topk", p + "mask"},
+              detail::cat("mask = moba in ", sec, " needs ", p, "moba_block >= 1 and ", p, "moba_topk >= 1"));
+  if (a.conv == 1)
+    b.fail_at({p + "conv"}, "expected 0 (off) or a kernel of 2, 3 or 4");
+  if (a.diff_lambda_init < 0 && a.diff_lambda_init != -1)
+    b.fail_at({p + "diff_lambda_init"}, "expected -1 (the depth schedule) or a value in [0, 1)");
+  if (a.kind == "diff") {
+    if (a.n_q_head % 2 != 0 || a.n_kv_head % 2 != 0)
+      b.fail_at({p + "n_q_head", p + "n_kv_head", p + "n_head", "model.n_head", p + "kind"},
+                detail::cat("kind = diff in ", sec, " pairs heads: its ", a.n_q_head, " query and ", a.n_kv_head,
+                            " key/value heads must be even"));
+    if (a.score != "softmax")
+      b.fail_at({p + "score", p + "kind"},
+                detail::cat("kind = diff in ", sec, " takes the difference of two softmax maps; score = ", a.score,
+                            " is not implemented for it"));
+    if (a.sink_kv) b.fail_at({p + "sink_kv", p + "kind"}, detail::cat("sink_kv is not implemented for kind = diff"));
+  }
+  if (a.kind == "moh") {
+    const int routed = a.n_q_head - a.moh_shared;
+    if (routed < 0)
+      b.fail_at({p + "moh_shared", p + "n_q_head", p + "n_head"},
+                detail::cat("moh_shared = ", a.moh_shared, " exceeds the ", a.n_q_head, " heads of ", sec));
+    if (a.moh_topk > routed)
+      b.fail_at({p + "moh_topk", p + "moh_shared"},
+                detail::cat("moh_topk = ", a.moh_topk, " exceeds the ", routed, " routed heads of ", sec,
+                            " (heads - moh_shared)"));
+    if (routed == 0 && a.moh_topk > 0)
+      b.fail_at({p + "moh_topk", p + "moh_shared"}, detail::cat(sec, " has no routed heads to pick"));
+  }
 }
 
 std::string section_list(const std::vector<AttnConfig>& attn) {

@@ -1,6 +1,7 @@
 #include "train/model_config.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/error.h"
 #include "layers/attention/registry.h"
@@ -9,28 +10,88 @@ namespace attnlab {
 
 namespace {
 
+std::string section_of(const AttnConfig& a) { return a.name.empty() ? "attn" : "attn." + a.name; }
+
 [[noreturn]] void not_available(const AttnConfig& a, const std::string& key, const std::string& value) {
-  throw Error(detail::cat(a.name.empty() ? "attn" : "attn." + a.name, ".", key, " = ", value,
-                          ": not implemented yet in this build of attnlab"));
+  throw Error(detail::cat(section_of(a), ".", key, " = ", value, ": not implemented yet in this build of attnlab"));
 }
 
-AttnOptions attn_options_from(const AttnConfig& a) {
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// A key set away from its default on an axis value that does not read it is an
+// error, not a silent no-op.
+void check_used(const AttnConfig& a, bool set, const char* key, const std::string& value, bool used,
+                const char* applies) {
+  if (set && !used)
+    throw Error(detail::cat(section_of(a), ".", key, " = ", value, ": has no effect here; it applies to ", applies));
+}
+
+void check_no_dead_keys(const AttnConfig& a, const AttnOptions& o) {
+  const bool rope = o.pos == PosKind::rope;
+  check_used(a, a.rope_theta != 10000, "rope_theta", num(a.rope_theta), rope, "pos = rope");
+  check_used(a, a.rope_fraction != 1, "rope_fraction", num(a.rope_fraction), rope, "pos = rope");
+  check_used(a, a.rope_scale != 1, "rope_scale", num(a.rope_scale), rope, "pos = rope");
+  check_used(a, a.alibi_scale != 1, "alibi_scale", num(a.alibi_scale), o.pos == PosKind::alibi, "pos = alibi");
+  check_used(a, a.window != 0, "window", std::to_string(a.window),
+             o.mask == MaskKind::window || o.mask == MaskKind::sinks, "mask = window or sinks");
+  check_used(a, a.sink_tokens != 0, "sink_tokens", std::to_string(a.sink_tokens), o.mask == MaskKind::sinks,
+             "mask = sinks");
+  check_used(a, a.stride != 0, "stride", std::to_string(a.stride),
+             o.mask == MaskKind::strided || o.mask == MaskKind::fixed, "mask = strided or fixed");
+  check_used(a, a.summary != 1, "summary", std::to_string(a.summary), o.mask == MaskKind::fixed, "mask = fixed");
+  check_used(a, a.moba_block != 0, "moba_block", std::to_string(a.moba_block), o.mask == MaskKind::moba,
+             "mask = moba");
+  check_used(a, a.moba_topk != 0, "moba_topk", std::to_string(a.moba_topk), o.mask == MaskKind::moba, "mask = moba");
+  check_used(a, a.diff_lambda_init != -1, "diff_lambda_init", num(a.diff_lambda_init), o.kind == "diff",
+             "kind = diff");
+  check_used(a, a.moh_shared != 0, "moh_shared", std::to_string(a.moh_shared), o.kind == "moh", "kind = moh");
+  check_used(a, a.moh_topk != 0, "moh_topk", std::to_string(a.moh_topk), o.kind == "moh", "kind = moh");
+}
+
+AttnOptions attn_options_from(const AttnConfig& a, const ModelConfig& m, int64_t layer) {
   std::vector<std::string> kinds = attention_kinds();
   if (std::find(kinds.begin(), kinds.end(), a.kind) == kinds.end()) not_available(a, "kind", a.kind);
-  if (a.pos != "rope" && a.pos != "nope") not_available(a, "pos", a.pos);
-  if (a.qk_norm != "none") not_available(a, "qk_norm", a.qk_norm);
-  if (a.softcap != 0) not_available(a, "softcap", std::to_string(a.softcap));
-  if (a.scale != 0) not_available(a, "scale", std::to_string(a.scale));
   AttnOptions o;
   o.kind = a.kind;
   o.n_head = a.n_head;
   o.n_kv_head = a.n_kv_head;
+  o.n_q_head = a.n_q_head == a.n_head ? 0 : a.n_q_head;
   o.d_head = a.d_head;
   o.pos = parse_pos_kind(a.pos);
   o.rope_theta = a.rope_theta;
   o.rope_fraction = a.rope_fraction;
+  o.rope_scale = a.rope_scale;
+  o.alibi_scale = a.alibi_scale;
+  o.score = parse_score_kind(a.score);
+  o.softcap = a.softcap;
+  o.scale = a.scale;
+  o.length_scale = a.length_scale;
+  o.train_len = a.train_len > 0 ? a.train_len : m.block_size;
   o.mask = parse_mask_kind(a.mask);
   o.window = a.window;
+  o.sink_tokens = a.sink_tokens;
+  o.sink_kv = a.sink_kv;
+  o.stride = a.stride;
+  o.summary = a.summary;
+  o.moba_block = a.moba_block;
+  o.moba_topk = a.moba_topk;
+  o.qk_norm = parse_qk_norm_kind(a.qk_norm);
+  o.out_gate = a.out_gate;
+  o.conv = a.conv;
+  o.diff_lambda_init = a.diff_lambda_init;
+  o.moh_shared = a.moh_shared;
+  o.moh_topk = a.moh_topk;
+  o.layer = layer;
+  check_no_dead_keys(a, o);
+  try {
+    resolve_attn_options(o, m.d_model, m.n_head);
+  } catch (const Error& e) {
+    throw Error(detail::cat("[", section_of(a), "]: ", e.what()));
+  }
   return o;
 }
 
@@ -53,7 +114,9 @@ GPTConfig gpt_config_from(const Config& cfg) {
   g.bias = m.bias;
   g.dropout = m.dropout;
   g.init_std = m.init_std;
-  for (const AttnConfig& a : cfg.layer_attn) g.layers.push_back(attn_options_from(a));
+  g.aux_loss_weight = m.aux_loss_weight;
+  for (size_t i = 0; i < cfg.layer_attn.size(); ++i)
+    g.layers.push_back(attn_options_from(cfg.layer_attn[i], m, static_cast<int64_t>(i)));
   g.validate();
   return g;
 }

@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "core/rng.h"
 #include "layers/attention/options.h"
 #include "layers/module.h"
 
@@ -31,6 +32,10 @@ class Attention : public Layer {
   // new positions' outputs, equal to the matching rows of forward() over the
   // whole sequence.
   virtual Var forward_step(const Var& x, AttnCache& cache) = 0;
+  // Initialises the parameters that are not Linear, Embedding or norm weights
+  // (the model initialises those itself), drawing from `gen` when random.
+  // Called by GPT::init_weights after the children; the default has none.
+  virtual void init_parameters(Generator& gen) { (void)gen; }
   const AttnOptions& options() const { return opts_; }
 
  protected:

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "layers/attention/diff_attention.h"
+#include "layers/attention/moh.h"
 #include "layers/attention/softmax_attention.h"
 
 namespace attnlab {
@@ -13,6 +15,8 @@ std::map<std::string, AttentionFactory>& registry() {
   static std::map<std::string, AttentionFactory> r = {
       {"softmax",
        [](int64_t d, const AttnOptions& o, bool bias) { return std::make_shared<SoftmaxAttention>(d, o, bias); }},
+      {"diff", [](int64_t d, const AttnOptions& o, bool bias) { return std::make_shared<DiffAttention>(d, o, bias); }},
+      {"moh", [](int64_t d, const AttnOptions& o, bool bias) { return std::make_shared<MoHAttention>(d, o, bias); }},
   };
   return r;
 }

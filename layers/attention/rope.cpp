@@ -26,8 +26,10 @@ Var rope(const Var& x, const Tensor& cos, const Tensor& sin) {
   });
 }
 
-RopeTable::RopeTable(int64_t rotated_dims, double theta) : rot_(rotated_dims), theta_(theta) {
+RopeTable::RopeTable(int64_t rotated_dims, double theta, double scale)
+    : rot_(rotated_dims), theta_(theta), scale_(scale) {
   ATTNLAB_CHECK(rot_ >= 2 && rot_ % 2 == 0, "rope: rotated dims must be even and >= 2, got ", rot_);
+  ATTNLAB_CHECK(scale_ > 0, "rope: scale must be positive, got ", scale_);
 }
 
 std::pair<Tensor, Tensor> RopeTable::rows(int64_t pos0, int64_t T, DType dtype, Device device) {
@@ -38,7 +40,7 @@ std::pair<Tensor, Tensor> RopeTable::rows(int64_t pos0, int64_t T, DType dtype, 
     for (int64_t i = 0; i < h; ++i) {
       double inv_freq = std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(rot_));
       for (int64_t p = 0; p < len_; ++p) {
-        double a = static_cast<double>(p) * inv_freq;
+        double a = static_cast<double>(p) / scale_ * inv_freq;
         c[static_cast<size_t>(p * h + i)] = std::cos(a);
         s[static_cast<size_t>(p * h + i)] = std::sin(a);
       }

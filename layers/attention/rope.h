@@ -21,9 +21,13 @@ Var rope(const Var& x, const Tensor& cos, const Tensor& sin);
 
 // cos/sin tables of one head size and theta, computed in double and cached per
 // dtype and device; grown on demand. Rows for positions [pos0, pos0 + T) are views.
+// `scale` is linear position interpolation (Chen et al., "Extending Context
+// Window of Large Language Models via Positional Interpolation"): position m is
+// rotated as m / scale, so a model trained on L positions sees scale * L
+// positions in the angles it was trained on. scale = 1 is plain RoPE.
 class RopeTable {
  public:
-  RopeTable(int64_t rotated_dims, double theta);
+  RopeTable(int64_t rotated_dims, double theta, double scale = 1.0);
   int64_t rotated_dims() const { return rot_; }
   // x [..., T, D]: rotates positions pos0 .. pos0 + T - 1.
   Var apply(const Var& x, int64_t pos0);
@@ -35,7 +39,7 @@ class RopeTable {
     Tensor cos, sin;
   };
   int64_t rot_;
-  double theta_;
+  double theta_, scale_;
   int64_t len_ = 0;
   Tensor cos64_, sin64_;  // host f64 masters [len_, r/2]
   std::map<std::pair<DType, std::string>, Tables> cache_;

@@ -281,7 +281,8 @@ TEST(AttentionOptions, ErrorsAndDefaults) {
   }
   EXPECT_EQ(parse_pos_kind("nope"), PosKind::nope);
   EXPECT_EQ(parse_mask_kind("window"), MaskKind::window);
-  EXPECT_THROW(parse_pos_kind("alibi"), Error);
+  EXPECT_EQ(parse_pos_kind("alibi"), PosKind::alibi);
+  EXPECT_THROW(parse_pos_kind("xpos"), Error);
 }
 
 TEST(AttentionRegistry, NewKindsRegisterByName) {
