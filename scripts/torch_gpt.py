@@ -151,9 +151,22 @@ def model_config(cp):
              d_model=int(s["d_model"]), d_mlp=int(s["d_mlp"]), mlp=s["mlp"].strip(), norm=s["norm"].strip(),
              norm_eps=float(s["norm_eps"]), pos_emb=s["pos_emb"].strip(), block_size=int(s["block_size"]),
              tie_embeddings=_bool(s["tie_embeddings"]), bias=_bool(s["bias"]))
+    if m["pos_emb"] not in ("none", "learned"):
+        raise NotImplementedError(f"torch_gpt: model.pos_emb = {m['pos_emb']} is not mirrored here")
+    # The attention axes mirrored here are the defaults of everything else: refuse
+    # a checkpoint that uses more rather than compute a different model.
+    plain = dict(kind="softmax", score="softmax", mask="causal", qk_norm="none", sink_kv="false",
+                 out_gate="false", conv="0", length_scale="false", softcap="0", scale="0", rope_scale="1")
     layers = []
     for name in [n.strip() for n in s["layers"].split(",")]:
         a = cp["attn." + name]
+        for key, want in plain.items():
+            got = a.get(key, want).strip()
+            same = float(got) == float(want) if want[0].isdigit() else got.lower() == want
+            if not same:
+                raise NotImplementedError(f"torch_gpt: attn.{name}.{key} = {got} is not mirrored here")
+        if a["pos"].strip() not in ("rope", "nope") or a.get("n_q_head", a["n_head"]).strip() != a["n_head"].strip():
+            raise NotImplementedError(f"torch_gpt: [attn.{name}] uses an axis not mirrored here")
         layers.append(dict(n_head=int(a["n_head"]), n_kv_head=int(a["n_kv_head"]), d_head=int(a["d_head"]),
                            pos=a["pos"].strip(), rope_theta=float(a["rope_theta"]),
                            rope_fraction=float(a["rope_fraction"])))
