@@ -9,6 +9,7 @@
 #include "layers/attention/registry.h"
 #include "layers/gpt.h"
 #include "test_util.h"
+#include "train/ablate.h"
 #include "train/config.h"
 #include "train/config_schema.h"
 #include "train/model_config.h"
@@ -167,4 +168,20 @@ TEST(AttentionConfig, ExampleConfigsBuildTheirModels) {
     EXPECT_EQ(o.pos, i % 4 == 3 ? PosKind::nope : PosKind::rope) << i;
     EXPECT_EQ(o.mask, i % 4 == 3 ? MaskKind::causal : MaskKind::window) << i;
   }
+}
+
+TEST(AttentionConfig, AblationVariantsBuildTheirModels) {
+  // load_ablation checks each variant's config; every one must also make a model.
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(source_dir() / "configs" / "ablations")) {
+    if (entry.path().extension() != ".ini") continue;
+    AblationSpec spec = load_ablation(entry.path().string());
+    for (const auto& v : spec.variants) {
+      std::vector<std::string> o = spec.common;
+      o.insert(o.end(), v.overrides.begin(), v.overrides.end());
+      EXPECT_NO_THROW(gpt_config_from(load_config(spec.base, o))) << entry.path() << " variant " << v.name;
+      ++n;
+    }
+  }
+  EXPECT_GE(n, 20);
 }
