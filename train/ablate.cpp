@@ -16,6 +16,7 @@
 #include "data/file_io.h"
 #include "data/json.h"
 #include "train/config.h"
+#include "train/model_config.h"
 
 namespace attnlab {
 
@@ -145,7 +146,7 @@ AblationSpec load_ablation(const std::string& path) {
     std::vector<std::string> o = spec.common;
     o.insert(o.end(), v.overrides.begin(), v.overrides.end());
     try {
-      load_config(spec.base, o);
+      gpt_config_from(load_config(spec.base, o));  // model-level checks too
     } catch (const Error& e) {
       throw Error(detail::cat("ablate: ", path, ": variant '", v.name, "': ", e.what()));
     }
