@@ -517,3 +517,112 @@ const char* binary_name(BinaryOp op) {
 }
 
 }  // namespace attnlab
+
+// ---- linear attention family ----
+
+namespace attnlab::ops {
+
+namespace {
+
+// q, k [..., T, Dk], v [..., T, Dv] with equal leading dims; `per_step` ([..., T]:
+// beta, scalar gates) and `gate` ([..., T] or [..., T, Dk]) and state0 ([..., Dk, Dv])
+// are checked when defined.
+void check_linear_attn(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& per_step,
+                       const Tensor& g, int64_t chunk, const Tensor& state0) {
+  check_float(op, q, "q");
+  check_like(op, q, k);
+  check_float(op, v, "v");
+  check_same_device(op, q, v);
+  check_same_dtype(op, q, v);
+  ATTNLAB_CHECK(q.dim() >= 2 && v.dim() == q.dim(), op, ": expected q, k [..., T, Dk] and v [..., T, Dv], got q ",
+                q.str(), ", v ", v.str());
+  Shape lead = drop_last(q.shape());
+  ATTNLAB_CHECK(drop_last(v.shape()) == lead, op, ": v ", v.str(), " does not match q ", q.str(),
+                " outside the last dim");
+  ATTNLAB_CHECK(chunk >= 1, op, ": chunk must be >= 1, got ", chunk);
+  if (per_step.defined()) {
+    check_same_device(op, q, per_step);
+    check_same_dtype(op, q, per_step);
+    ATTNLAB_CHECK(per_step.shape() == lead, op, ": beta ", per_step.str(), " must be ", shape_str(lead),
+                  " (one per step)");
+  }
+  if (g.defined()) {
+    check_same_device(op, q, g);
+    check_same_dtype(op, q, g);
+    ATTNLAB_CHECK(g.shape() == lead || g.shape() == q.shape(), op, ": gates ", g.str(), " must be ",
+                  shape_str(lead), " (one per step) or ", shape_str(q.shape()), " (one per key dim)");
+  }
+  if (state0.defined()) {
+    check_same_device(op, q, state0);
+    check_same_dtype(op, q, state0);
+    Shape s = drop_last(lead);
+    s.push_back(q.size(-1));
+    s.push_back(v.size(-1));
+    ATTNLAB_CHECK(state0.shape() == s, op, ": state0 ", state0.str(), " must be ", shape_str(s));
+  }
+}
+
+Shape state_shape(const Tensor& q, const Tensor& v) {
+  Shape s(q.shape().begin(), q.shape().end() - 2);
+  s.push_back(q.size(-1));
+  s.push_back(v.size(-1));
+  return s;
+}
+
+}  // namespace
+
+LinearAttnOut linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
+                                       int64_t chunk, const Tensor& state0) {
+  const char* op = "linear_attention_chunked";
+  check_linear_attn(op, q, k, v, Tensor(), g, chunk, state0);
+  LinearAttnOut out{Tensor::empty(v.shape(), v.dtype(), v.device()),
+                    Tensor::empty(state_shape(q, v), v.dtype(), v.device())};
+  ATTNLAB_DISPATCH_CPU(q.device(), linear_attention_chunked, q, k, v, g, chunk, state0, out.o, out.state);
+  return out;
+}
+
+LinearAttnGrads linear_attention_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                                  const Tensor& g, int64_t chunk, const Tensor& state0,
+                                                  const Tensor& dout) {
+  const char* op = "linear_attention_chunked_backward";
+  check_linear_attn(op, q, k, v, Tensor(), g, chunk, state0);
+  check_defined(op, dout, "dout");
+  check_like(op, v, dout);
+  LinearAttnGrads gr{Tensor::empty_like(q), Tensor::empty_like(k), Tensor::empty_like(v),
+                     g.defined() ? Tensor::empty_like(g) : Tensor()};
+  ATTNLAB_DISPATCH_CPU(q.device(), linear_attention_chunked_backward, q, k, v, g, chunk, state0, dout, gr.dq,
+                       gr.dk, gr.dv, gr.dg);
+  return gr;
+}
+
+LinearAttnOut delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                 const Tensor& g, int64_t chunk, const Tensor& state0) {
+  const char* op = "delta_rule_chunked";
+  check_defined(op, beta, "beta");
+  check_linear_attn(op, q, k, v, beta, g, chunk, state0);
+  ATTNLAB_CHECK(!g.defined() || g.shape() == beta.shape(), op, ": the delta rule's gates ", g.str(),
+                " must be one per step, like beta ", beta.str());
+  LinearAttnOut out{Tensor::empty(v.shape(), v.dtype(), v.device()),
+                    Tensor::empty(state_shape(q, v), v.dtype(), v.device())};
+  ATTNLAB_DISPATCH_CPU(q.device(), delta_rule_chunked, q, k, v, beta, g, chunk, state0, out.o, out.state);
+  return out;
+}
+
+DeltaRuleGrads delta_rule_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                           const Tensor& g, int64_t chunk, const Tensor& state0,
+                                           const Tensor& dout) {
+  const char* op = "delta_rule_chunked_backward";
+  check_defined(op, beta, "beta");
+  check_linear_attn(op, q, k, v, beta, g, chunk, state0);
+  ATTNLAB_CHECK(!g.defined() || g.shape() == beta.shape(), op, ": the delta rule's gates ", g.str(),
+                " must be one per step, like beta ", beta.str());
+  check_defined(op, dout, "dout");
+  check_like(op, v, dout);
+  DeltaRuleGrads gr{Tensor::empty_like(q), Tensor::empty_like(k), Tensor::empty_like(v), Tensor::empty_like(beta),
+                    g.defined() ? Tensor::empty_like(g) : Tensor()};
+  ATTNLAB_DISPATCH_CPU(q.device(), delta_rule_chunked_backward, q, k, v, beta, g, chunk, state0, dout, gr.dq,
+                       gr.dk, gr.dv, gr.dbeta, gr.dg);
+  return gr;
+}
+
+}  // namespace attnlab::ops

@@ -100,3 +100,49 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);
 
 }  // namespace attnlab::ops
+
+namespace attnlab::ops {
+
+// ---- linear attention family: chunkwise kernels (layers/attention/linear_attention.h) ----
+// Shapes: q, k [..., T, Dk], v [..., T, Dv], one independent sequence per leading
+// index (batch x head); state [..., Dk, Dv]. Causal by construction; memory is
+// O(C^2 + Dk Dv) per sequence besides inputs and outputs, never T x T.
+//
+// Gated linear attention, per sequence, with log-gates g (<= 0 for a decay):
+//   S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = S_t^T q_t
+// g undefined: no decay (plain linear attention); g [..., T]: one scalar per step
+// (retention's fixed gamma, written log gamma); g [..., T, Dk]: one gate per key dim (GLA).
+// Computed in chunks of C steps (Yang et al., "Gated Linear Attention Transformers
+// with Hardware-Efficient Training", sec. 3): the quadratic form with the decay mask
+// inside a chunk, the carried state S across chunks. state0 (undefined = zeros) is
+// the state before step 0, a constant for the backward.
+struct LinearAttnOut {
+  Tensor o;      // [..., T, Dv]
+  Tensor state;  // [..., Dk, Dv] after the last step
+};
+LinearAttnOut linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
+                                       int64_t chunk, const Tensor& state0 = Tensor());
+struct LinearAttnGrads {
+  Tensor dq, dk, dv, dg;  // dg undefined when g is
+};
+LinearAttnGrads linear_attention_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                                  const Tensor& g, int64_t chunk, const Tensor& state0,
+                                                  const Tensor& dout);
+
+// (Gated) delta rule (Yang et al., "Parallelizing Linear Transformers with the Delta
+// Rule over Sequence Length"; Yang et al., "Gated Delta Networks"), with beta [..., T]
+// and optional scalar log-decays g [..., T] (log alpha_t):
+//   S_t = alpha_t (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,   o_t = S_t^T q_t
+// Chunkwise through the UT transform: per chunk, (I + strictly-lower(diag(beta) K K^T
+// (.) decay)) U = diag(beta) (V - decayed K S_0), then gated linear attention with values U.
+// Keys should be L2-normalised (the update is then a contraction for beta in (0, 2)).
+LinearAttnOut delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                 const Tensor& g, int64_t chunk, const Tensor& state0 = Tensor());
+struct DeltaRuleGrads {
+  Tensor dq, dk, dv, dbeta, dg;  // dg undefined when g is
+};
+DeltaRuleGrads delta_rule_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                           const Tensor& g, int64_t chunk, const Tensor& state0,
+                                           const Tensor& dout);
+
+}  // namespace attnlab::ops

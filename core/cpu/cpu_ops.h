@@ -53,3 +53,20 @@ void concat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
 void split(const Tensor& x, int64_t dim, std::vector<Tensor>& outs);
 
 }  // namespace attnlab::cpu
+
+namespace attnlab::cpu {
+
+// Linear attention family (core/cpu/linear_attention*.cpp). Outputs are allocated;
+// g, beta and state0 may be undefined; dg undefined when g is.
+void linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, int64_t chunk,
+                              const Tensor& state0, Tensor& o, Tensor& state);
+void linear_attention_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
+                                       int64_t chunk, const Tensor& state0, const Tensor& dout, Tensor& dq,
+                                       Tensor& dk, Tensor& dv, Tensor& dg);
+void delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& g,
+                        int64_t chunk, const Tensor& state0, Tensor& o, Tensor& state);
+void delta_rule_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                 const Tensor& g, int64_t chunk, const Tensor& state0, const Tensor& dout,
+                                 Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dbeta, Tensor& dg);
+
+}  // namespace attnlab::cpu

@@ -1,0 +1,254 @@
+// Chunkwise gated linear attention on the CPU (ops::linear_attention_chunked).
+//
+// Per sequence: S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t. For a
+// chunk of L steps with carried state S (notation in linear_attention.h):
+//   O = A V + (Q (.) exp(B)) S,       A_ij = sum_d q_id k_jd exp(B_id - B_jd), j <= i
+//   S <- diag(exp(B_{L-1})) S + (K (.) exp(B_{L-1} - B))^T V
+// (Yang et al., "Gated Linear Attention Transformers with Hardware-Efficient
+// Training", eqs. 4-6; without gates this is Katharopoulos et al., "Transformers
+// are RNNs", computed in chunks.) Scalar or absent gates give A = tril(Q K^T (.)
+// decay) from one GEMM; per-dim gates are summed pair by pair so every exponent
+// stays <= 0 (the factored form Q exp(B) (K exp(-B))^T overflows for strong decay).
+//
+// Backward in two sweeps and no stored states: forwards, the carried state's part
+// of dQ; backwards, the intra-chunk terms with dS, the gradient of the state at the
+// end of the chunk. The log-gates get theirs from the identity
+//   dL/dC_t = q_t (.) dq_t - k_t (.) dk_t,  C the global cumulative log-gate,
+// (q enters only as q exp(C), k only as k exp(-C)), so dg is its reverse cumsum.
+#include "core/cpu/cpu_ops.h"
+#include "core/cpu/linear_attention.h"
+
+namespace attnlab::cpu {
+
+namespace {
+
+using namespace linattn;
+
+struct Dims {
+  int64_t N, T, Dk, Dv, C;
+  Gate gate;
+};
+
+Dims dims_of(const Tensor& q, const Tensor& v, const Tensor& g, int64_t chunk) {
+  int64_t T = q.size(-2);
+  return {numel_of(Shape(q.shape().begin(), q.shape().end() - 2)), T, q.size(-1), v.size(-1),
+          std::min(chunk, std::max<int64_t>(T, 1)), gate_kind(g, q)};
+}
+
+// Diag gates: A_ij = sum_d q_id k_jd exp(B_id - B_jd) for j <= i, 0 above.
+template <class T>
+void diag_scores(const T* Q, const T* K, const ChunkGates<T>& cg, MapM<T>& A, T* w) {
+  const int64_t L = cg.L, Dk = cg.Dk;
+  for (int64_t i = 0; i < L; ++i) {
+    for (int64_t j = 0; j <= i; ++j) {
+      cg.diag_weights(i, j, w);
+      const T *qi = Q + i * Dk, *kj = K + j * Dk;
+      T acc = 0;
+      for (int64_t d = 0; d < Dk; ++d) acc += qi[d] * kj[d] * w[d];
+      A(i, j) = acc;
+    }
+    for (int64_t j = i + 1; j < L; ++j) A(i, j) = T(0);
+  }
+}
+
+// Diag gates, backward of the intra-chunk scores: given dA (= dO V^T), writes A
+// and adds the intra-chunk parts of dQ and dK (dK rows start at zero here).
+template <class T>
+void diag_scores_backward(const T* Q, const T* K, const ChunkGates<T>& cg, const MapM<T>& dA, MapM<T>& A, T* dQ,
+                          T* dK, T* w) {
+  const int64_t L = cg.L, Dk = cg.Dk;
+  for (int64_t i = 0; i < L; ++i) {
+    for (int64_t j = 0; j <= i; ++j) {
+      cg.diag_weights(i, j, w);
+      const T *qi = Q + i * Dk, *kj = K + j * Dk;
+      T *dqi = dQ + i * Dk, *dkj = dK + j * Dk;
+      const T da = dA(i, j);
+      T acc = 0;
+      for (int64_t d = 0; d < Dk; ++d) {
+        acc += qi[d] * kj[d] * w[d];
+        dqi[d] += da * kj[d] * w[d];
+        dkj[d] += da * qi[d] * w[d];
+      }
+      A(i, j) = acc;
+    }
+    for (int64_t j = i + 1; j < L; ++j) A(i, j) = T(0);
+  }
+}
+
+int64_t forward_scratch(const Dims& d) {
+  return d.C * d.C + 3 * d.C * d.Dk + d.Dk;
+}
+
+template <class T>
+void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g, const T* s0, T* o, T* s_out,
+                 T* scratch) {
+  const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C;
+  Arena<T> ar{scratch};
+  T *a_buf = ar.take(C * C), *b_buf = ar.take(C * Dk), *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk),
+    *w = ar.take(Dk);
+  MapM<T> S(s_out, Dk, Dv);
+  if (s0) S = CMapM<T>(s0, Dk, Dv);
+  else S.setZero();
+  for (int64_t s = 0; s < dm.T; s += C) {
+    const int64_t L = std::min(C, dm.T - s);
+    CMapM<T> Q(q + s * Dk, L, Dk), K(k + s * Dk, L, Dk), V(v + s * Dv, L, Dv);
+    MapM<T> O(o + s * Dv, L, Dv), A(a_buf, L, L);
+    ChunkGates<T> cg(dm.gate, g, s, L, Dk, b_buf);
+    if (dm.gate == Gate::diag) {
+      diag_scores(Q.data(), K.data(), cg, A, w);
+    } else {
+      A.noalias() = Q * K.transpose();
+      cg.mask_lower(A);
+    }
+    O.noalias() = A * V;
+    if (dm.gate == Gate::none) {
+      O.noalias() += Q * S;
+      S.noalias() += K.transpose() * V;
+    } else {
+      MapM<T> Qg(qg_buf, L, Dk), Kg(kg_buf, L, Dk);
+      cg.scale_from_start(Q, Qg);
+      cg.scale_to_end(K, Kg);
+      O.noalias() += Qg * S;
+      cg.decay_state(S);
+      S.noalias() += Kg.transpose() * V;
+    }
+  }
+}
+
+int64_t backward_scratch(const Dims& d) {
+  return d.Dk * d.Dv + 2 * d.C * d.C + 4 * d.C * d.Dk + d.Dk;
+}
+
+template <class T>
+void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g, const T* s0, const T* dout, T* dq,
+                  T* dk, T* dv, T* dg, T* scratch) {
+  const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C, Tn = dm.T;
+  Arena<T> ar{scratch};
+  T *s_buf = ar.take(Dk * Dv), *a_buf = ar.take(C * C), *da_buf = ar.take(C * C), *b_buf = ar.take(C * Dk),
+    *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk), *tk_buf = ar.take(C * Dk), *w = ar.take(Dk);
+
+  // Sweep 1, forwards: dQ = exp(B) (.) (dO S^T), S the state before the chunk.
+  MapM<T> S(s_buf, Dk, Dv);
+  if (s0) S = CMapM<T>(s0, Dk, Dv);
+  else S.setZero();
+  for (int64_t s = 0; s < Tn; s += C) {
+    const int64_t L = std::min(C, Tn - s);
+    CMapM<T> K(k + s * Dk, L, Dk), V(v + s * Dv, L, Dv), dO(dout + s * Dv, L, Dv);
+    MapM<T> dQ(dq + s * Dk, L, Dk);
+    ChunkGates<T> cg(dm.gate, g, s, L, Dk, b_buf);
+    if (dm.gate == Gate::none) {
+      dQ.noalias() = dO * S.transpose();
+      S.noalias() += K.transpose() * V;
+    } else {
+      MapM<T> Tk(tk_buf, L, Dk), Kg(kg_buf, L, Dk);
+      Tk.noalias() = dO * S.transpose();
+      cg.scale_from_start(Tk, dQ);
+      cg.scale_to_end(K, Kg);
+      cg.decay_state(S);
+      S.noalias() += Kg.transpose() * V;
+    }
+  }
+
+  // Sweep 2, backwards, with dS the gradient of the state after the chunk.
+  MapM<T> dS(s_buf, Dk, Dv);
+  dS.setZero();
+  for (int64_t s = (Tn - 1) / C * C; s >= 0; s -= C) {
+    const int64_t L = std::min(C, Tn - s);
+    CMapM<T> Q(q + s * Dk, L, Dk), K(k + s * Dk, L, Dk), V(v + s * Dv, L, Dv), dO(dout + s * Dv, L, Dv);
+    MapM<T> dQ(dq + s * Dk, L, Dk), dK(dk + s * Dk, L, Dk), dV(dv + s * Dv, L, Dv);
+    MapM<T> A(a_buf, L, L), dA(da_buf, L, L);
+    ChunkGates<T> cg(dm.gate, g, s, L, Dk, b_buf);
+    dA.noalias() = dO * V.transpose();
+    if (dm.gate == Gate::diag) {
+      dK.setZero();
+      diag_scores_backward(Q.data(), K.data(), cg, dA, A, dQ.data(), dK.data(), w);
+    } else {
+      A.noalias() = Q * K.transpose();
+      cg.mask_lower(A);
+      cg.mask_lower(dA);
+      dQ.noalias() += dA * K;
+      dK.noalias() = dA.transpose() * Q;
+    }
+    dV.noalias() = A.transpose() * dO;
+    if (dm.gate == Gate::none) {
+      dV.noalias() += K * dS;
+      dK.noalias() += V * dS.transpose();
+      dS.noalias() += Q.transpose() * dO;
+    } else {
+      MapM<T> Kg(kg_buf, L, Dk), Qg(qg_buf, L, Dk), Tk(tk_buf, L, Dk);
+      cg.scale_to_end(K, Kg);
+      dV.noalias() += Kg * dS;
+      Tk.noalias() = V * dS.transpose();
+      cg.scale_to_end(Tk, Tk);
+      dK += Tk;
+      cg.scale_from_start(Q, Qg);
+      cg.decay_state(dS);
+      dS.noalias() += Qg.transpose() * dO;
+    }
+  }
+
+  if (dm.gate == Gate::diag) {
+    for (int64_t d = 0; d < Dk; ++d) w[d] = 0;
+    for (int64_t t = Tn - 1; t >= 0; --t)
+      for (int64_t d = 0; d < Dk; ++d) {
+        int64_t i = t * Dk + d;
+        w[d] += q[i] * dq[i] - k[i] * dk[i];
+        dg[i] = w[d];
+      }
+  } else if (dm.gate == Gate::scalar) {
+    T acc = 0;
+    for (int64_t t = Tn - 1; t >= 0; --t) {
+      for (int64_t d = 0; d < Dk; ++d) acc += q[t * Dk + d] * dq[t * Dk + d] - k[t * Dk + d] * dk[t * Dk + d];
+      dg[t] = acc;
+    }
+  }
+}
+
+// Per-sequence gate pointer: [T] or [T, Dk] per sequence.
+template <class T>
+const T* gate_ptr(const Tensor& g, const Dims& d, int64_t n) {
+  if (d.gate == Gate::none) return nullptr;
+  return g.data<T>() + n * d.T * (d.gate == Gate::diag ? d.Dk : 1);
+}
+
+}  // namespace
+
+void linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, int64_t chunk,
+                              const Tensor& state0, Tensor& o, Tensor& state) {
+  Dims d = dims_of(q, v, g, chunk);
+  dispatch_float(q.dtype(), "linear_attention_chunked", [&]<class T>() {
+    if (d.T == 0) {
+      if (state0.defined()) state.copy_(state0);
+      else state.zero_();
+      return;
+    }
+    const T *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>();
+    const T* ps0 = state0.defined() ? state0.data<T>() : nullptr;
+    T *po = o.data<T>(), *ps = state.data<T>();
+    for_each_sequence<T>(d.N, forward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, T* scratch) {
+      forward_one<T>(d, pq + n * d.T * d.Dk, pk + n * d.T * d.Dk, pv + n * d.T * d.Dv, gate_ptr<T>(g, d, n),
+                     ps0 ? ps0 + n * d.Dk * d.Dv : nullptr, po + n * d.T * d.Dv, ps + n * d.Dk * d.Dv, scratch);
+    });
+  });
+}
+
+void linear_attention_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
+                                       int64_t chunk, const Tensor& state0, const Tensor& dout, Tensor& dq,
+                                       Tensor& dk, Tensor& dv, Tensor& dg) {
+  Dims d = dims_of(q, v, g, chunk);
+  dispatch_float(q.dtype(), "linear_attention_chunked_backward", [&]<class T>() {
+    if (d.T == 0) return;
+    const T *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>(), *pdo = dout.data<T>();
+    const T* ps0 = state0.defined() ? state0.data<T>() : nullptr;
+    T *pdq = dq.data<T>(), *pdk = dk.data<T>(), *pdv = dv.data<T>();
+    T* pdg = d.gate == Gate::none ? nullptr : dg.data<T>();
+    for_each_sequence<T>(d.N, backward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, T* scratch) {
+      const int64_t oq = n * d.T * d.Dk, ov = n * d.T * d.Dv;
+      backward_one<T>(d, pq + oq, pk + oq, pv + ov, gate_ptr<T>(g, d, n), ps0 ? ps0 + n * d.Dk * d.Dv : nullptr,
+                      pdo + ov, pdq + oq, pdk + oq, pdv + ov,
+                      pdg ? pdg + n * d.T * (d.gate == Gate::diag ? d.Dk : 1) : nullptr, scratch);
+    });
+  });
+}
+
+}  // namespace attnlab::cpu
