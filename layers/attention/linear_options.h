@@ -1,0 +1,20 @@
+#pragma once
+// The settings of the linear-attention family (kinds linear, retention, gla,
+// delta; layers/attention/linear_attention.h) that AttnOptions carries.
+#include <string>
+
+namespace attnlab {
+
+// phi applied to queries and keys (layers/attention/linear_feature_map.h).
+// automatic: elu1 for linear, identity for retention and gla, cosine for delta.
+enum class FeatureMap { automatic, identity, elu1, relu, cosine, taylor };
+// How the output is normalised. automatic: denominator for linear with a
+// positive feature map (elu1, relu, taylor), else rmsnorm.
+enum class LinearNorm { automatic, denominator, rmsnorm, none };
+
+FeatureMap parse_feature_map(const std::string& name);  // auto | identity | elu1 | relu | cosine | taylor
+LinearNorm parse_linear_norm(const std::string& name);  // auto | denominator | rmsnorm | none
+const char* feature_map_name(FeatureMap m);
+const char* linear_norm_name(LinearNorm n);
+
+}  // namespace attnlab
