@@ -64,6 +64,14 @@ struct AttnConfig {
   int moh_shared = 0;
   int moh_topk = 0;
   std::string impl;
+  std::string feature_map;  // linear family (kind = linear | retention | gla | delta)
+  int feature_dim = 0;
+  std::string normalize;
+  int chunk_size = 0;
+  double decay = 0;
+  bool gated = false;
+  int gate_rank = 0;
+  double gate_tau = 0;
   bool operator==(const AttnConfig&) const = default;
 };
 

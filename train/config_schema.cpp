@@ -100,6 +100,20 @@ const Section<AttnConfig>& attn_section() {
            at_least(0)},
           {"impl", &A::impl, "auto", "kernel (auto = fused where available, else reference)",
            one_of("auto|fused|reference")},
+          {"feature_map", &A::feature_map, "auto",
+           "linear family: feature map of q and k (auto = elu1 for linear, identity for retention/gla, cosine for delta)",
+           one_of("auto|identity|elu1|relu|cosine|taylor")},
+          {"feature_dim", &A::feature_dim, "0",
+           "linear family: width of q and k per head before the feature map; 0 = d_head (16 for taylor)", at_least(0)},
+          {"normalize", &A::normalize, "auto",
+           "linear family: output normalisation (auto = denominator for linear with elu1/relu/taylor, else rmsnorm)",
+           one_of("auto|denominator|rmsnorm|none")},
+          {"chunk_size", &A::chunk_size, "64", "linear family: steps per chunk of the chunkwise kernel", at_least(1)},
+          {"decay", &A::decay, "0", "retention: per-step decay of every head; 0 = 1 - 2^(-5-h) for head h",
+           between(0, 1)},
+          {"gated", &A::gated, "false", "delta: gated delta rule (data-dependent decay)"},
+          {"gate_rank", &A::gate_rank, "16", "gla: rank of the gate projection", at_least(1)},
+          {"gate_tau", &A::gate_tau, "16", "gla: gate temperature, alpha = sigmoid(x W)^(1/tau)", above(0)},
       }};
   return s;
 }

@@ -50,6 +50,16 @@ void check_no_dead_keys(const AttnConfig& a, const AttnOptions& o) {
              "kind = diff");
   check_used(a, a.moh_shared != 0, "moh_shared", std::to_string(a.moh_shared), o.kind == "moh", "kind = moh");
   check_used(a, a.moh_topk != 0, "moh_topk", std::to_string(a.moh_topk), o.kind == "moh", "kind = moh");
+  const bool linear = o.kind == "linear" || o.kind == "retention" || o.kind == "gla" || o.kind == "delta";
+  const char* family = "kind = linear, retention, gla or delta";
+  check_used(a, a.feature_map != "auto", "feature_map", a.feature_map, linear, family);
+  check_used(a, a.feature_dim != 0, "feature_dim", std::to_string(a.feature_dim), linear, family);
+  check_used(a, a.normalize != "auto", "normalize", a.normalize, linear, family);
+  check_used(a, a.chunk_size != 64, "chunk_size", std::to_string(a.chunk_size), linear, family);
+  check_used(a, a.decay != 0, "decay", num(a.decay), o.kind == "retention", "kind = retention");
+  check_used(a, a.gated, "gated", "true", o.kind == "delta", "kind = delta");
+  check_used(a, a.gate_rank != 16, "gate_rank", std::to_string(a.gate_rank), o.kind == "gla", "kind = gla");
+  check_used(a, a.gate_tau != 16, "gate_tau", num(a.gate_tau), o.kind == "gla", "kind = gla");
 }
 
 AttnOptions attn_options_from(const AttnConfig& a, const ModelConfig& m, int64_t layer) {
@@ -85,6 +95,14 @@ AttnOptions attn_options_from(const AttnConfig& a, const ModelConfig& m, int64_t
   o.diff_lambda_init = a.diff_lambda_init;
   o.moh_shared = a.moh_shared;
   o.moh_topk = a.moh_topk;
+  o.feature_map = parse_feature_map(a.feature_map);
+  o.feature_dim = a.feature_dim;
+  o.normalize = parse_linear_norm(a.normalize);
+  o.chunk_size = a.chunk_size;
+  o.decay = a.decay;
+  o.gated = a.gated;
+  o.gate_rank = a.gate_rank;
+  o.gate_tau = a.gate_tau;
   o.layer = layer;
   check_no_dead_keys(a, o);
   try {

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "layers/attention/linear_options.h"
+
 namespace attnlab {
 
 // Positions inside attention: RoPE on q and k, none, or ALiBi's linear bias.
@@ -78,6 +80,16 @@ struct AttnOptions {
   // ---- kind = moh ----
   int64_t moh_shared = 0;   // heads every token uses
   int64_t moh_topk = 0;     // routed heads each token picks; 0: half of the routed heads
+
+  // ---- kind = linear | retention | gla | delta (linear_attention.h) ----
+  FeatureMap feature_map = FeatureMap::automatic;
+  int64_t feature_dim = 0;  // q/k width per head before the feature map; 0 = d_head (16 for taylor)
+  LinearNorm normalize = LinearNorm::automatic;
+  int64_t chunk_size = 64;  // steps per chunk of the chunkwise kernel
+  double decay = 0;         // retention: gamma of every head; 0 = 1 - 2^(-5-h) for head h
+  bool gated = false;       // delta: the gated delta rule
+  int64_t gate_rank = 16;   // gla: rank of the gate projection
+  double gate_tau = 16;     // gla: gates alpha = sigmoid(x W)^(1/tau)
 
   // Where the layer sits (0-based), for depth-dependent settings; set by the model.
   int64_t layer = 0;
