@@ -1,0 +1,153 @@
+#include "layers/attention/linear_attention.h"
+
+#include <cmath>
+
+#include "autograd/functions.h"
+#include "autograd/linear_attention.h"
+#include "layers/attention/linear_feature_map.h"
+#include "layers/attention/retention.h"
+
+namespace attnlab {
+
+namespace {
+constexpr double kDenominatorEps = 1e-6;
+constexpr double kOutNormEps = 1e-5;
+
+bool is_linear_kind(const std::string& k) { return k == "linear" || k == "retention" || k == "gla" || k == "delta"; }
+}  // namespace
+
+AttnOptions resolve_linear_options(AttnOptions o) {
+  const std::string& kind = o.kind;
+  ATTNLAB_CHECK(is_linear_kind(kind), "attention: kind '", kind, "' is not of the linear family");
+  auto where = [&] { return "attention (kind = " + kind + "): "; };
+  if (o.feature_map == FeatureMap::automatic)
+    o.feature_map = kind == "linear" ? FeatureMap::elu1 : kind == "delta" ? FeatureMap::cosine : FeatureMap::identity;
+  ATTNLAB_CHECK(kind != "delta" || o.feature_map == FeatureMap::cosine, where(),
+                "the delta rule needs L2-normalised keys: feature_map must be cosine (or auto), got ",
+                feature_map_name(o.feature_map));
+  if (o.normalize == LinearNorm::automatic)
+    o.normalize = kind == "linear" && feature_map_is_positive(o.feature_map) ? LinearNorm::denominator
+                                                                             : LinearNorm::rmsnorm;
+  ATTNLAB_CHECK(o.normalize != LinearNorm::denominator || (feature_map_is_positive(o.feature_map) && kind != "delta"),
+                where(), "normalize = denominator needs a positive feature map (elu1, relu, taylor) and a kind "
+                "other than delta; got feature_map = ", feature_map_name(o.feature_map));
+  if (o.feature_dim == 0) o.feature_dim = o.feature_map == FeatureMap::taylor ? 16 : o.d_head;
+  ATTNLAB_CHECK(o.feature_dim > 0, where(), "feature_dim must be positive, got ", o.feature_dim);
+  ATTNLAB_CHECK(o.chunk_size >= 1, where(), "chunk_size must be >= 1, got ", o.chunk_size);
+  ATTNLAB_CHECK(o.decay >= 0 && o.decay <= 1, where(), "decay must be in [0, 1], got ", o.decay);
+  ATTNLAB_CHECK(o.decay == 0 || kind == "retention", where(), "decay = ", o.decay, " applies to kind = retention only");
+  ATTNLAB_CHECK(!o.gated || kind == "delta", where(), "gated = true applies to kind = delta only");
+  ATTNLAB_CHECK(o.gate_rank >= 1 && o.gate_tau > 0, where(), "gate_rank must be >= 1 and gate_tau > 0, got ",
+                o.gate_rank, " and ", o.gate_tau);
+  ATTNLAB_CHECK(o.n_kv_head == o.n_head, where(), "n_kv_head = ", o.n_kv_head, " must equal n_head = ", o.n_head,
+                " (grouped keys are not supported by the linear family)");
+  ATTNLAB_CHECK(o.mask == MaskKind::causal, where(), "mask = ", mask_kind_name(o.mask),
+                " is not supported: the recurrence is causal by construction (for a sliding window use a softmax "
+                "layer with mask = window)");
+  if (o.pos == PosKind::rope) {
+    int64_t rot = static_cast<int64_t>(o.rope_fraction * static_cast<double>(o.feature_dim) + 1e-9);
+    ATTNLAB_CHECK(rot - rot % 2 >= 2, where(), "rope_fraction = ", o.rope_fraction, " of feature_dim = ",
+                  o.feature_dim, " rotates fewer than 2 dims");
+  }
+  return o;
+}
+
+LinearAttention::LinearAttention(int64_t d_model, const AttnOptions& resolved, bool bias)
+    : Attention(resolve_linear_options(resolve_attn_options(resolved, d_model, resolved.n_head))) {
+  const AttnOptions& o = opts_;
+  const int64_t H = o.n_head, F = o.feature_dim, D = o.d_head;
+  delta_ = o.kind == "delta";
+  retention_ = o.kind == "retention";
+  d_key_ = feature_map_dim(o.feature_map, F);
+  wq_ = register_module("wq", std::make_shared<Linear>(d_model, H * F, bias));
+  wk_ = register_module("wk", std::make_shared<Linear>(d_model, H * F, bias));
+  wv_ = register_module("wv", std::make_shared<Linear>(d_model, H * D, bias));
+  wo_ = register_module("wo", std::make_shared<Linear>(H * D, d_model, bias));
+  if (o.normalize == LinearNorm::rmsnorm) o_norm_ = register_module("o_norm", std::make_shared<RMSNorm>(D, kOutNormEps));
+  if (o.kind == "gla") gk_ = register_module("gk", std::make_shared<GLAGate>(d_model, H, d_key_, o.gate_rank, o.gate_tau));
+  if (delta_) delta_gates_ = register_module("delta", std::make_shared<DeltaGates>(d_model, H, o.gated));
+  if (o.pos == PosKind::rope) {
+    int64_t rot = static_cast<int64_t>(o.rope_fraction * static_cast<double>(F) + 1e-9);
+    rope_ = std::make_unique<RopeTable>(rot - rot % 2, o.rope_theta);
+  }
+}
+
+Var LinearAttention::split_heads(const Var& x, int64_t width) const {
+  return ag::transpose(ag::reshape(x, {x.size(0), x.size(1), opts_.n_head, width}), 1, 2);
+}
+
+Var LinearAttention::forward(const Var& x) { return run(x, nullptr, false); }
+
+Var LinearAttention::forward_step(const Var& x, AttnCache& cache) { return run(x, &cache, x.size(1) == 1); }
+
+Var LinearAttention::forward_recurrent(const Var& x) { return run(x, nullptr, true); }
+
+Var LinearAttention::run(const Var& x, AttnCache* cache, bool recurrent) {
+  ATTNLAB_CHECK(x.dim() == 3, "attention: input must be [B, T, C], got ", x.data().str());
+  const AttnOptions& o = opts_;
+  const int64_t B = x.size(0), T = x.size(1), H = o.n_head, F = o.feature_dim, D = o.d_head;
+  const int64_t pos0 = cache ? cache->pos : 0;
+
+  Var q = split_heads(wq_->forward(x), F);  // [B, H, T, F]
+  Var k = split_heads(wk_->forward(x), F);
+  Var v = split_heads(wv_->forward(x), D);  // [B, H, T, D]
+  if (rope_) {
+    q = rope_->apply(q, pos0);
+    k = rope_->apply(k, pos0);
+  }
+  if (o.feature_map == FeatureMap::taylor) {
+    // Based scales q and k by F^(-1/4) each, so the expansion is of exp(q . k / sqrt(F)).
+    const double s = std::pow(static_cast<double>(F), -0.25);
+    q = ag::scale(q, s);
+    k = ag::scale(k, s);
+  }
+  q = apply_feature_map(o.feature_map, q);  // [B, H, T, Dk]
+  k = apply_feature_map(o.feature_map, k);
+  // Without a normalising feature map or denominator, q . k grows with Dk:
+  // softmax's 1/sqrt(Dk) (as RetNet, GLA and DeltaNet scale their queries).
+  if (o.feature_map == FeatureMap::identity || delta_) q = ag::scale(q, 1.0 / std::sqrt(static_cast<double>(d_key_)));
+
+  const bool denominator = o.normalize == LinearNorm::denominator;
+  if (denominator) v = ag::concat({v, Var(Tensor::ones({B, H, T, 1}, v.dtype(), v.device()))}, -1);
+
+  Var g;  // log-gates: [B, H, T] (retention, gated delta) or [B, H, T, Dk] (gla)
+  if (retention_) g = Var(retention_log_gates(B, H, T, o.decay, x.dtype(), x.device()));
+  if (gk_) g = gk_->forward(x);
+  Var beta;
+  if (delta_) {
+    beta = delta_gates_->beta(x);
+    g = delta_gates_->log_decay(x);
+  }
+
+  Tensor state;
+  if (cache && cache->pos > 0) {
+    auto it = cache->state.find("S");
+    ATTNLAB_CHECK(it != cache->state.end(), "attention (kind = ", o.kind, "): the cache is at position ", cache->pos,
+                  " but holds no state S (a cache from another attention kind?)");
+    state = it->second;
+  }
+  Var out;
+  if (recurrent) {
+    // One step at a time (decoding a single token): updates `state` to the last step's.
+    out = delta_ ? ag::delta_rule_recurrent(q, k, v, beta, g, state) : ag::linear_attention_recurrent(q, k, v, g, state);
+  } else {
+    Tensor* final_state = cache ? &state : nullptr;
+    Tensor state0 = state;
+    out = delta_ ? ag::delta_rule(q, k, v, beta, g, o.chunk_size, state0, final_state)
+                 : ag::linear_attention(q, k, v, g, o.chunk_size, state0, final_state);
+  }
+  if (cache) {
+    cache->state["S"] = state;
+    cache->pos += T;
+  }
+
+  if (denominator) {
+    auto parts = ag::split(out, {D, 1}, -1);  // numerator phi(q)^T S, denominator phi(q) . z
+    out = ag::div(parts[0], ag::add_scalar(parts[1], kDenominatorEps));
+  }
+  if (o_norm_) out = o_norm_->forward(out);
+  out = ag::reshape(ag::transpose(out, 1, 2), {B, T, H * D});
+  return wo_->forward(out);
+}
+
+}  // namespace attnlab

@@ -1,0 +1,56 @@
+#include "layers/attention/linear_feature_map.h"
+
+#include <cmath>
+
+#include "autograd/functions.h"
+
+namespace attnlab {
+
+namespace {
+// [..., f] -> [..., 1] (a reduction that keeps the last dim).
+Var sum_keep(const Var& x) {
+  Shape s = x.shape();
+  s.back() = 1;
+  return ag::reshape(ag::sum_last(x), s);
+}
+}  // namespace
+
+int64_t feature_map_dim(FeatureMap m, int64_t f) { return m == FeatureMap::taylor ? 1 + f + f * f : f; }
+
+bool feature_map_is_positive(FeatureMap m) {
+  return m == FeatureMap::elu1 || m == FeatureMap::relu || m == FeatureMap::taylor;
+}
+
+Var apply_feature_map(FeatureMap m, const Var& x) {
+  switch (m) {
+    case FeatureMap::automatic:
+      throw Error("apply_feature_map: the feature map must be resolved first (got auto)");
+    case FeatureMap::identity: return x;
+    case FeatureMap::relu: return ag::relu(x);
+    case FeatureMap::elu1: {
+      // elu(x) + 1 = relu(x) + exp(min(x, 0)); exp only sees non-positive values, so
+      // neither the value nor the gradient can overflow.
+      Var r = ag::relu(x);
+      return ag::add(r, ag::exp(ag::sub(x, r)));
+    }
+    case FeatureMap::cosine: {
+      Var norm = ag::sqrt(ag::add_scalar(sum_keep(ag::square(x)), 1e-12));
+      return ag::div(x, norm);
+    }
+    case FeatureMap::taylor: {
+      const int64_t f = x.size(-1);
+      Shape col = x.shape(), row = x.shape(), flat = x.shape(), one = x.shape();
+      col.push_back(1);
+      row.insert(row.end() - 1, 1);
+      flat.back() = f * f;
+      one.back() = 1;
+      Var outer = ag::mul(ag::reshape(x, col), ag::reshape(x, row));  // [..., f, f]
+      Var second = ag::scale(ag::reshape(outer, flat), 1.0 / std::sqrt(2.0));
+      Var ones(Tensor::ones(one, x.dtype(), x.device()));
+      return ag::concat({ones, x, second}, -1);
+    }
+  }
+  return x;
+}
+
+}  // namespace attnlab
