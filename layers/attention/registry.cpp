@@ -3,12 +3,17 @@
 #include <map>
 
 #include "layers/attention/diff_attention.h"
+#include "layers/attention/linear_attention.h"
 #include "layers/attention/moh.h"
 #include "layers/attention/softmax_attention.h"
 
 namespace attnlab {
 
 namespace {
+std::shared_ptr<Attention> make_linear_family(int64_t d, const AttnOptions& o, bool bias) {
+  return std::make_shared<LinearAttention>(d, o, bias);
+}
+
 // Built-ins are named here (not self-registered from their own files) so the
 // static library's linker never drops one.
 std::map<std::string, AttentionFactory>& registry() {
@@ -17,6 +22,10 @@ std::map<std::string, AttentionFactory>& registry() {
        [](int64_t d, const AttnOptions& o, bool bias) { return std::make_shared<SoftmaxAttention>(d, o, bias); }},
       {"diff", [](int64_t d, const AttnOptions& o, bool bias) { return std::make_shared<DiffAttention>(d, o, bias); }},
       {"moh", [](int64_t d, const AttnOptions& o, bool bias) { return std::make_shared<MoHAttention>(d, o, bias); }},
+      {"linear", make_linear_family},
+      {"retention", make_linear_family},
+      {"gla", make_linear_family},
+      {"delta", make_linear_family},
   };
   return r;
 }
