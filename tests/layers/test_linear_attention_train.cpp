@@ -1,0 +1,116 @@
+// End to end: a tiny GPT with each linear-family kind (and a Based hybrid of
+// Taylor linear attention with sliding-window softmax) trains 20 AdamW steps on a
+// fixed random batch without NaN, with the loss falling; generation-style
+// decoding through GPT::forward_step matches the full forward.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/functions.h"
+#include "core/ops.h"
+#include "layers/gpt.h"
+#include "optim/adamw.h"
+#include "optim/clip.h"
+
+using namespace attnlab;
+
+namespace {
+
+Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
+  Generator gen(seed);
+  std::vector<int64_t> v(static_cast<size_t>(B * T));
+  for (auto& x : v) x = static_cast<int64_t>(gen.next_u64() % static_cast<uint64_t>(V));
+  return Tensor::from(v, {B, T});
+}
+
+AttnOptions kind(const std::string& k, FeatureMap fm = FeatureMap::automatic) {
+  AttnOptions o;
+  o.kind = k;
+  o.pos = PosKind::nope;
+  o.feature_map = fm;
+  o.chunk_size = 8;
+  if (fm == FeatureMap::taylor) o.feature_dim = 4;
+  return o;
+}
+
+GPTConfig tiny(std::vector<AttnOptions> layers) {
+  GPTConfig c;
+  c.vocab_size = 32;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.d_model = 32;
+  c.block_size = 16;
+  c.pos_emb = PosEmbKind::none;
+  c.norm = NormKind::rms;
+  c.bias = false;
+  c.layers = std::move(layers);
+  return c;
+}
+
+struct Named {
+  const char* what;
+  std::vector<AttnOptions> layers;
+};
+
+std::vector<Named> models() {
+  AttnOptions gated = kind("delta");
+  gated.gated = true;
+  AttnOptions window;
+  window.mask = MaskKind::window;
+  window.window = 4;
+  return {
+      {"linear elu1", {kind("linear")}},
+      {"linear relu", {kind("linear", FeatureMap::relu)}},
+      {"linear cosine", {kind("linear", FeatureMap::cosine)}},
+      {"Based: taylor + sliding window", {kind("linear", FeatureMap::taylor), window}},
+      {"retention", {kind("retention")}},
+      {"gla", {kind("gla")}},
+      {"delta", {kind("delta")}},
+      {"gated delta", {gated}},
+  };
+}
+
+}  // namespace
+
+TEST(LinearAttentionTraining, EveryKindLowersTheLossWithoutNaN) {
+  for (const Named& m : models()) {
+    GPTConfig c = tiny(m.layers);
+    GPT model(c, 1);
+    AdamWOptions o;
+    o.lr = 1e-2;
+    o.beta2 = 0.95;
+    AdamW opt(model.named_parameters(), o);
+    Tensor ids = random_ids(4, 16, c.vocab_size, 2), tgt = random_ids(4, 16, c.vocab_size, 3);
+    std::vector<double> losses;
+    for (int step = 0; step < 20; ++step) {
+      opt.zero_grad();
+      Var l = model.loss(ids, tgt);
+      l.backward();
+      clip_grad_norm(model.parameters(), 1.0);
+      opt.step();
+      losses.push_back(l.data().item<double>());
+      ASSERT_TRUE(std::isfinite(losses.back())) << m.what << " step " << step;
+    }
+    EXPECT_NEAR(losses.front(), std::log(32.0), 0.2) << m.what;
+    EXPECT_LT(losses.back(), 0.6 * losses.front()) << m.what << ": first " << losses.front() << " last "
+                                                    << losses.back();
+  }
+}
+
+TEST(LinearAttentionTraining, GPTDecodingMatchesTheFullForward) {
+  for (const Named& m : models()) {
+    GPTConfig c = tiny(m.layers);
+    GPT model(c, 4);
+    Tensor ids = random_ids(2, 10, c.vocab_size, 5);
+    NoGradGuard no_grad;
+    Tensor full = model.forward(ids).data();
+    GPTCache cache = model.new_cache();
+    std::vector<Tensor> parts;
+    for (const Tensor& piece : ops::split(ids, {6, 1, 1, 1, 1}, 1)) parts.push_back(model.forward_step(piece, cache).data());
+    auto a = ops::concat(parts, 1).to_vector<float>(), b = full.to_vector<float>();
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::abs(a[i] - b[i])));
+    EXPECT_LT(worst, 1e-4) << m.what;
+  }
+}
