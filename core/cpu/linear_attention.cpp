@@ -7,8 +7,10 @@
 // (Yang et al., "Gated Linear Attention Transformers with Hardware-Efficient
 // Training", eqs. 4-6; without gates this is Katharopoulos et al., "Transformers
 // are RNNs", computed in chunks.) Scalar or absent gates give A = tril(Q K^T (.)
-// decay) from one GEMM; per-dim gates are summed pair by pair so every exponent
-// stays <= 0 (the factored form Q exp(B) (K exp(-B))^T overflows for strong decay).
+// decay) from one GEMM; per-dim gates use GEMMs between sub-blocks with a
+// reference row in between, and pair-by-pair sums inside the diagonal sub-blocks,
+// so every exponent stays <= 0 (the factored form over the whole chunk,
+// Q exp(B) (K exp(-B))^T, overflows for strong decay).
 //
 // Backward in two sweeps and no stored states: forwards, the carried state's part
 // of dQ; backwards, the intra-chunk terms with dS, the gradient of the state at the
@@ -35,48 +37,105 @@ Dims dims_of(const Tensor& q, const Tensor& v, const Tensor& g, int64_t chunk) {
           std::min(chunk, std::max<int64_t>(T, 1)), gate_kind(g, q)};
 }
 
-// Diag gates: A_ij = sum_d q_id k_jd exp(B_id - B_jd) for j <= i, 0 above.
+// Diag gates. A_ij = sum_d q_id k_jd exp(B_id - B_jd) for j <= i is computed in
+// sub-blocks of kSub rows (GLA's secondary chunking, sec. 4.2): for query block
+// I starting at row r and every key j < r, the reference row p = r - 1 splits the
+// decay as exp(B_i - B_p) exp(B_p - B_j), both factors <= 1, so
+//   A[I, :r] = (Q_I (.) exp(B_I - B_p)) (K_:r (.) exp(B_p - B_:r))^T
+// is one GEMM; only the diagonal blocks (j, i in I) are summed pair by pair.
+constexpr int64_t kSub = 16;
+
 template <class T>
-void diag_scores(const T* Q, const T* K, const ChunkGates<T>& cg, MapM<T>& A, T* w) {
-  const int64_t L = cg.L, Dk = cg.Dk;
-  for (int64_t i = 0; i < L; ++i) {
-    for (int64_t j = 0; j <= i; ++j) {
-      cg.diag_weights(i, j, w);
-      const T *qi = Q + i * Dk, *kj = K + j * Dk;
-      T acc = 0;
-      for (int64_t d = 0; d < Dk; ++d) acc += qi[d] * kj[d] * w[d];
-      A(i, j) = acc;
+struct DiagScratch {
+  T *fq, *fk, *qt, *kt, *dqt, *dkt, *w;
+  static int64_t size(int64_t C, int64_t Dk) { return 4 * kSub * Dk + 2 * C * Dk + Dk; }
+  DiagScratch(Arena<T>& ar, int64_t C, int64_t Dk)
+      : fq(ar.take(kSub * Dk)), fk(ar.take(C * Dk)), qt(ar.take(kSub * Dk)), kt(ar.take(C * Dk)),
+        dqt(ar.take(kSub * Dk)), dkt(ar.take(C * Dk)), w(ar.take(Dk)) {}
+};
+
+// The factors of block [r, r + n) against keys [0, r), reference p = r - 1:
+// fq = exp(B_I - B_p) [n, Dk], fk = exp(B_p - B_:r) [r, Dk]; qt, kt the scaled rows.
+template <class T>
+void block_factors(const T* Q, const T* K, const ChunkGates<T>& cg, int64_t r, int64_t n, DiagScratch<T>& s) {
+  const int64_t Dk = cg.Dk;
+  const T* bp = cg.B + (r - 1) * Dk;
+  for (int64_t i = 0; i < n; ++i) {
+    const T *bi = cg.B + (r + i) * Dk, *qi = Q + (r + i) * Dk;
+    for (int64_t d = 0; d < Dk; ++d) {
+      T f = fn::exp_(bi[d] - bp[d]);
+      s.fq[i * Dk + d] = f;
+      s.qt[i * Dk + d] = qi[d] * f;
     }
-    for (int64_t j = i + 1; j < L; ++j) A(i, j) = T(0);
+  }
+  for (int64_t j = 0; j < r; ++j) {
+    const T *bj = cg.B + j * Dk, *kj = K + j * Dk;
+    for (int64_t d = 0; d < Dk; ++d) {
+      T f = fn::exp_(bp[d] - bj[d]);
+      s.fk[j * Dk + d] = f;
+      s.kt[j * Dk + d] = kj[d] * f;
+    }
   }
 }
 
-// Diag gates, backward of the intra-chunk scores: given dA (= dO V^T), writes A
-// and adds the intra-chunk parts of dQ and dK (dK rows start at zero here).
+template <class T>
+void diag_scores(const T* Q, const T* K, const ChunkGates<T>& cg, MapM<T>& A, DiagScratch<T>& s) {
+  const int64_t L = cg.L, Dk = cg.Dk;
+  A.setZero();
+  for (int64_t r = 0; r < L; r += kSub) {
+    const int64_t n = std::min(kSub, L - r);
+    for (int64_t i = r; i < r + n; ++i)
+      for (int64_t j = r; j <= i; ++j) {
+        cg.diag_weights(i, j, s.w);
+        const T *qi = Q + i * Dk, *kj = K + j * Dk;
+        T acc = 0;
+        for (int64_t d = 0; d < Dk; ++d) acc += qi[d] * kj[d] * s.w[d];
+        A(i, j) = acc;
+      }
+    if (r == 0) continue;
+    block_factors(Q, K, cg, r, n, s);
+    A.block(r, 0, n, r).noalias() = CMapM<T>(s.qt, n, Dk) * CMapM<T>(s.kt, r, Dk).transpose();
+  }
+}
+
+// Diag gates, backward of the intra-chunk scores: given dA (= dO V^T, lower part
+// used), writes A and adds the intra-chunk parts of dQ and dK (dK starts at zero).
 template <class T>
 void diag_scores_backward(const T* Q, const T* K, const ChunkGates<T>& cg, const MapM<T>& dA, MapM<T>& A, T* dQ,
-                          T* dK, T* w) {
+                          T* dK, DiagScratch<T>& s) {
   const int64_t L = cg.L, Dk = cg.Dk;
-  for (int64_t i = 0; i < L; ++i) {
-    for (int64_t j = 0; j <= i; ++j) {
-      cg.diag_weights(i, j, w);
-      const T *qi = Q + i * Dk, *kj = K + j * Dk;
-      T *dqi = dQ + i * Dk, *dkj = dK + j * Dk;
-      const T da = dA(i, j);
-      T acc = 0;
-      for (int64_t d = 0; d < Dk; ++d) {
-        acc += qi[d] * kj[d] * w[d];
-        dqi[d] += da * kj[d] * w[d];
-        dkj[d] += da * qi[d] * w[d];
+  A.setZero();
+  for (int64_t r = 0; r < L; r += kSub) {
+    const int64_t n = std::min(kSub, L - r);
+    for (int64_t i = r; i < r + n; ++i)
+      for (int64_t j = r; j <= i; ++j) {
+        cg.diag_weights(i, j, s.w);
+        const T *qi = Q + i * Dk, *kj = K + j * Dk;
+        T *dqi = dQ + i * Dk, *dkj = dK + j * Dk;
+        const T da = dA(i, j);
+        T acc = 0;
+        for (int64_t d = 0; d < Dk; ++d) {
+          acc += qi[d] * kj[d] * s.w[d];
+          dqi[d] += da * kj[d] * s.w[d];
+          dkj[d] += da * qi[d] * s.w[d];
+        }
+        A(i, j) = acc;
       }
-      A(i, j) = acc;
-    }
-    for (int64_t j = i + 1; j < L; ++j) A(i, j) = T(0);
+    if (r == 0) continue;
+    block_factors(Q, K, cg, r, n, s);
+    CMapM<T> Qt(s.qt, n, Dk), Kt(s.kt, r, Dk);
+    MapM<T> dQt(s.dqt, n, Dk), dKt(s.dkt, r, Dk);
+    auto dAb = dA.block(r, 0, n, r);
+    A.block(r, 0, n, r).noalias() = Qt * Kt.transpose();
+    dQt.noalias() = dAb * Kt;
+    dKt.noalias() = dAb.transpose() * Qt;
+    for (int64_t i = 0; i < n * Dk; ++i) dQ[r * Dk + i] += s.dqt[i] * s.fq[i];
+    for (int64_t i = 0; i < r * Dk; ++i) dK[i] += s.dkt[i] * s.fk[i];
   }
 }
 
 int64_t forward_scratch(const Dims& d) {
-  return d.C * d.C + 3 * d.C * d.Dk + d.Dk;
+  return d.C * d.C + 3 * d.C * d.Dk + DiagScratch<double>::size(d.C, d.Dk);
 }
 
 template <class T>
@@ -84,8 +143,8 @@ void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g,
                  T* scratch) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C;
   Arena<T> ar{scratch};
-  T *a_buf = ar.take(C * C), *b_buf = ar.take(C * Dk), *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk),
-    *w = ar.take(Dk);
+  T *a_buf = ar.take(C * C), *b_buf = ar.take(C * Dk), *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk);
+  DiagScratch<T> ds(ar, C, Dk);
   MapM<T> S(s_out, Dk, Dv);
   if (s0) S = CMapM<T>(s0, Dk, Dv);
   else S.setZero();
@@ -95,7 +154,7 @@ void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g,
     MapM<T> O(o + s * Dv, L, Dv), A(a_buf, L, L);
     ChunkGates<T> cg(dm.gate, g, s, L, Dk, b_buf);
     if (dm.gate == Gate::diag) {
-      diag_scores(Q.data(), K.data(), cg, A, w);
+      diag_scores(Q.data(), K.data(), cg, A, ds);
     } else {
       A.noalias() = Q * K.transpose();
       cg.mask_lower(A);
@@ -116,7 +175,7 @@ void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g,
 }
 
 int64_t backward_scratch(const Dims& d) {
-  return d.Dk * d.Dv + 2 * d.C * d.C + 4 * d.C * d.Dk + d.Dk;
+  return d.Dk * d.Dv + 2 * d.C * d.C + 4 * d.C * d.Dk + DiagScratch<double>::size(d.C, d.Dk);
 }
 
 template <class T>
@@ -125,7 +184,8 @@ void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g
   const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C, Tn = dm.T;
   Arena<T> ar{scratch};
   T *s_buf = ar.take(Dk * Dv), *a_buf = ar.take(C * C), *da_buf = ar.take(C * C), *b_buf = ar.take(C * Dk),
-    *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk), *tk_buf = ar.take(C * Dk), *w = ar.take(Dk);
+    *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk), *tk_buf = ar.take(C * Dk);
+  DiagScratch<T> ds(ar, C, Dk);
 
   // Sweep 1, forwards: dQ = exp(B) (.) (dO S^T), S the state before the chunk.
   MapM<T> S(s_buf, Dk, Dv);
@@ -161,7 +221,7 @@ void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g
     dA.noalias() = dO * V.transpose();
     if (dm.gate == Gate::diag) {
       dK.setZero();
-      diag_scores_backward(Q.data(), K.data(), cg, dA, A, dQ.data(), dK.data(), w);
+      diag_scores_backward(Q.data(), K.data(), cg, dA, A, dQ.data(), dK.data(), ds);
     } else {
       A.noalias() = Q * K.transpose();
       cg.mask_lower(A);
@@ -188,12 +248,13 @@ void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g
   }
 
   if (dm.gate == Gate::diag) {
-    for (int64_t d = 0; d < Dk; ++d) w[d] = 0;
+    T* acc = ds.w;
+    for (int64_t d = 0; d < Dk; ++d) acc[d] = 0;
     for (int64_t t = Tn - 1; t >= 0; --t)
       for (int64_t d = 0; d < Dk; ++d) {
         int64_t i = t * Dk + d;
-        w[d] += q[i] * dq[i] - k[i] * dk[i];
-        dg[i] = w[d];
+        acc[d] += q[i] * dq[i] - k[i] * dk[i];
+        dg[i] = acc[d];
       }
   } else if (dm.gate == Gate::scalar) {
     T acc = 0;

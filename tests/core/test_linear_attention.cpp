@@ -48,6 +48,20 @@ TEST(LinearAttentionKernel, ChunkedEqualsTheRecurrenceForEveryChunkSize) {
   }
 }
 
+TEST(LinearAttentionKernel, LongChunksEqualTheRecurrence) {
+  // Chunks longer than the per-dim gates' 16-row sub-blocks (GEMMs between sub-blocks).
+  const int64_t T = 50;
+  for (G gk : kGates) {
+    Inputs in = make_inputs(T, 5, 3, gk, 15);
+    LoopOut ref = recurrence_loops(in.q, in.k, in.v, in.g);
+    for (int64_t C : {17, 32, 37, 50}) {
+      auto out = ops::linear_attention_chunked(in.q, in.k, in.v, in.g, C);
+      EXPECT_TRUE(all_close(out.o, ref.o, 1e-12, 1e-10)) << "gate " << int(gk) << " chunk " << C;
+      EXPECT_TRUE(all_close(out.state, ref.state, 1e-12, 1e-10)) << "gate " << int(gk) << " chunk " << C;
+    }
+  }
+}
+
 TEST(LinearAttentionKernel, CarriesAnInitialState) {
   // Running [0, 7) then [7, 13) from the returned state equals one run over [0, 13).
   for (G gk : kGates) {
@@ -92,27 +106,41 @@ TEST(LinearAttentionKernel, Gradcheck) {
   }
 }
 
+TEST(LinearAttentionKernel, GradcheckLongChunks) {
+  GradcheckOptions opts;
+  opts.atol = 1e-7;
+  opts.rtol = 1e-6;
+  Inputs in = make_inputs(35, 2, 2, G::diag, 32);
+  auto r = gradcheck([&](const std::vector<Var>& x) { return ag::linear_attention(x[0], x[1], x[2], x[3], 35); },
+                     {ops::split(in.q, {1, 1}, 0)[0], ops::split(in.k, {1, 1}, 0)[0], ops::split(in.v, {1, 1}, 0)[0],
+                      ops::split(in.g, {1, 1}, 0)[0]},
+                     opts);
+  EXPECT_TRUE(r.ok) << r.message;
+}
+
 TEST(LinearAttentionKernel, GradientsEqualTheRecurrentForm) {
-  const int64_t T = 11;
-  for (G gk : kGates) {
-    Inputs in = make_inputs(T, 4, 3, gk, 40);
-    Tensor dout = randn({2, 3, T, 3}, 45);
-    auto grads = [&](bool recurrent, int64_t C) {
-      std::vector<Var> x{Var(in.q.clone(), true), Var(in.k.clone(), true), Var(in.v.clone(), true)};
-      Var g = in.g.defined() ? Var(in.g.clone(), true) : Var();
-      Tensor state;
-      Var o = recurrent ? ag::linear_attention_recurrent(x[0], x[1], x[2], g, state)
-                        : ag::linear_attention(x[0], x[1], x[2], g, C);
-      o.backward(dout);
-      std::vector<Tensor> out{o.data(), x[0].grad(), x[1].grad(), x[2].grad()};
-      if (g.defined()) out.push_back(g.grad());
-      return out;
-    };
-    auto ref = grads(true, 0);
-    for (int64_t C : {1, 3, 8, 11, 16}) {
-      auto got = grads(false, C);
-      for (size_t i = 0; i < ref.size(); ++i)
-        EXPECT_TRUE(all_close(got[i], values(ref[i]), 1e-11, 1e-9)) << "gate " << int(gk) << " chunk " << C << " #" << i;
+  for (int64_t T : {11, 40}) {
+    for (G gk : kGates) {
+      Inputs in = make_inputs(T, 4, 3, gk, 40);
+      Tensor dout = randn({2, 3, T, 3}, 45);
+      auto grads = [&](bool recurrent, int64_t C) {
+        std::vector<Var> x{Var(in.q.clone(), true), Var(in.k.clone(), true), Var(in.v.clone(), true)};
+        Var g = in.g.defined() ? Var(in.g.clone(), true) : Var();
+        Tensor state;
+        Var o = recurrent ? ag::linear_attention_recurrent(x[0], x[1], x[2], g, state)
+                          : ag::linear_attention(x[0], x[1], x[2], g, C);
+        o.backward(dout);
+        std::vector<Tensor> out{o.data(), x[0].grad(), x[1].grad(), x[2].grad()};
+        if (g.defined()) out.push_back(g.grad());
+        return out;
+      };
+      auto ref = grads(true, 0);
+      for (int64_t C : {int64_t(1), int64_t(3), int64_t(8), T, int64_t(16), int64_t(33)}) {
+        auto got = grads(false, C);
+        for (size_t i = 0; i < ref.size(); ++i)
+          EXPECT_TRUE(all_close(got[i], values(ref[i]), 1e-11, 1e-9)) << "gate " << int(gk) << " T " << T << " chunk "
+                                                                        << C << " #" << i;
+      }
     }
   }
 }

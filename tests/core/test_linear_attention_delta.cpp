@@ -44,6 +44,19 @@ TEST(DeltaRuleKernel, ChunkedEqualsTheRecurrenceForEveryChunkSize) {
   }
 }
 
+TEST(DeltaRuleKernel, LongChunksEqualTheRecurrence) {
+  const int64_t T = 70;
+  for (bool gated : {false, true}) {
+    Inputs in = make_inputs(T, 6, 3, gated, 15);
+    LoopOut ref = recurrence_loops(in.q, in.k, in.v, in.g, in.beta);
+    for (int64_t C : {32, 64, 70}) {
+      auto out = ops::delta_rule_chunked(in.q, in.k, in.v, in.beta, in.g, C);
+      EXPECT_TRUE(all_close(out.o, ref.o, 1e-11, 1e-9)) << "gated " << gated << " chunk " << C;
+      EXPECT_TRUE(all_close(out.state, ref.state, 1e-11, 1e-9)) << "gated " << gated << " chunk " << C;
+    }
+  }
+}
+
 TEST(DeltaRuleKernel, CarriesAnInitialState) {
   for (bool gated : {false, true}) {
     Inputs in = make_inputs(13, 3, 4, gated, 20);
