@@ -105,8 +105,9 @@ namespace attnlab::ops {
 
 // ---- linear attention family: chunkwise kernels (layers/attention/linear_attention.h) ----
 // Shapes: q, k [..., T, Dk], v [..., T, Dv], one independent sequence per leading
-// index (batch x head); state [..., Dk, Dv]. Causal by construction; memory is
-// O(C^2 + Dk Dv) per sequence besides inputs and outputs, never T x T.
+// index (batch x head); state [..., Dk, Dv]. Causal by construction; scratch is
+// O(C^2 + C Dk + Dk Dv) per sequence (the delta rule's backward adds the T/C
+// chunk-start states), never T x T.
 //
 // Gated linear attention, per sequence, with log-gates g (<= 0 for a decay):
 //   S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,   o_t = S_t^T q_t
