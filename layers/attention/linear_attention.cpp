@@ -12,13 +12,11 @@ namespace attnlab {
 namespace {
 constexpr double kDenominatorEps = 1e-6;
 constexpr double kOutNormEps = 1e-5;
-
-bool is_linear_kind(const std::string& k) { return k == "linear" || k == "retention" || k == "gla" || k == "delta"; }
 }  // namespace
 
 AttnOptions resolve_linear_options(AttnOptions o) {
   const std::string& kind = o.kind;
-  ATTNLAB_CHECK(is_linear_kind(kind), "attention: kind '", kind, "' is not of the linear family");
+  ATTNLAB_CHECK(is_linear_family(kind), "attention: kind '", kind, "' is not of the linear family");
   auto where = [&] { return "attention (kind = " + kind + "): "; };
   if (o.feature_map == FeatureMap::automatic)
     o.feature_map = kind == "linear" ? FeatureMap::elu1 : kind == "delta" ? FeatureMap::cosine : FeatureMap::identity;
@@ -41,9 +39,18 @@ AttnOptions resolve_linear_options(AttnOptions o) {
                 o.gate_rank, " and ", o.gate_tau);
   ATTNLAB_CHECK(o.n_kv_head == o.n_head, where(), "n_kv_head = ", o.n_kv_head, " must equal n_head = ", o.n_head,
                 " (grouped keys are not supported by the linear family)");
-  ATTNLAB_CHECK(o.mask == MaskKind::causal, where(), "mask = ", mask_kind_name(o.mask),
-                " is not supported: the recurrence is causal by construction (for a sliding window use a softmax "
-                "layer with mask = window)");
+  ATTNLAB_CHECK(o.mask == MaskKind::causal && !o.sink_kv, where(), "mask = ", mask_kind_name(o.mask),
+                o.sink_kv ? " with sink_kv" : "", " is not supported: the recurrence is causal by construction (for a "
+                "sliding window use a softmax layer with mask = window)");
+  // The axes that act on attention logits have nothing to act on here.
+  ATTNLAB_CHECK(o.pos != PosKind::alibi, where(), "pos = alibi biases attention logits, which the linear family "
+                "never forms; use rope or nope");
+  ATTNLAB_CHECK(o.score == ScoreKind::softmax && o.scale == 0 && o.softcap == 0 && !o.length_scale, where(),
+                "score, scale, softcap and length_scale act on attention logits, which the linear family never forms "
+                "(got score = ", score_kind_name(o.score), ", scale = ", o.scale, ", softcap = ", o.softcap,
+                ", length_scale = ", o.length_scale, ")");
+  ATTNLAB_CHECK(o.qk_norm == QKNormKind::none, where(), "qk_norm = ", qk_norm_kind_name(o.qk_norm),
+                " is not implemented for the linear family (feature_map = cosine normalises q and k)");
   if (o.pos == PosKind::rope) {
     int64_t rot = static_cast<int64_t>(o.rope_fraction * static_cast<double>(o.feature_dim) + 1e-9);
     ATTNLAB_CHECK(rot - rot % 2 >= 2, where(), "rope_fraction = ", o.rope_fraction, " of feature_dim = ",
@@ -66,10 +73,28 @@ LinearAttention::LinearAttention(int64_t d_model, const AttnOptions& resolved, b
   if (o.normalize == LinearNorm::rmsnorm) o_norm_ = register_module("o_norm", std::make_shared<RMSNorm>(D, kOutNormEps));
   if (o.kind == "gla") gk_ = register_module("gk", std::make_shared<GLAGate>(d_model, H, d_key_, o.gate_rank, o.gate_tau));
   if (delta_) delta_gates_ = register_module("delta", std::make_shared<DeltaGates>(d_model, H, o.gated));
+  if (o.conv > 0) {
+    // Short causal convolutions on q, k, v, as DeltaNet and GLA place before the
+    // feature map (short_conv.h).
+    q_conv_ = register_module("q_conv", std::make_shared<ShortConv>(H * F, o.conv));
+    k_conv_ = register_module("k_conv", std::make_shared<ShortConv>(H * F, o.conv));
+    v_conv_ = register_module("v_conv", std::make_shared<ShortConv>(H * D, o.conv));
+  }
+  if (o.out_gate) wg_ = register_module("wg", std::make_shared<Linear>(d_model, H * D, bias));
   if (o.pos == PosKind::rope) {
     int64_t rot = static_cast<int64_t>(o.rope_fraction * static_cast<double>(F) + 1e-9);
-    rope_ = std::make_unique<RopeTable>(rot - rot % 2, o.rope_theta);
+    rope_ = std::make_unique<RopeTable>(rot - rot % 2, o.rope_theta, o.rope_scale);
   }
+}
+
+Var LinearAttention::conv(const std::shared_ptr<ShortConv>& c, const Var& x, AttnCache* cache, const char* key) {
+  if (!cache) return c->forward(x, Tensor());
+  auto it = cache->state.find(key);
+  Tensor prev = cache->pos > 0 && it != cache->state.end() ? it->second : Tensor();
+  Tensor tail;
+  Var y = c->forward(x, prev, &tail);
+  cache->state[key] = tail;
+  return y;
 }
 
 Var LinearAttention::split_heads(const Var& x, int64_t width) const {
@@ -88,9 +113,15 @@ Var LinearAttention::run(const Var& x, AttnCache* cache, bool recurrent) {
   const int64_t B = x.size(0), T = x.size(1), H = o.n_head, F = o.feature_dim, D = o.d_head;
   const int64_t pos0 = cache ? cache->pos : 0;
 
-  Var q = split_heads(wq_->forward(x), F);  // [B, H, T, F]
-  Var k = split_heads(wk_->forward(x), F);
-  Var v = split_heads(wv_->forward(x), D);  // [B, H, T, D]
+  Var q = wq_->forward(x), k = wk_->forward(x), v = wv_->forward(x);
+  if (q_conv_) {
+    q = conv(q_conv_, q, cache, "conv_q");
+    k = conv(k_conv_, k, cache, "conv_k");
+    v = conv(v_conv_, v, cache, "conv_v");
+  }
+  q = split_heads(q, F);  // [B, H, T, F]
+  k = split_heads(k, F);
+  v = split_heads(v, D);  // [B, H, T, D]
   if (rope_) {
     q = rope_->apply(q, pos0);
     k = rope_->apply(k, pos0);
@@ -147,6 +178,7 @@ Var LinearAttention::run(const Var& x, AttnCache* cache, bool recurrent) {
   }
   if (o_norm_) out = o_norm_->forward(out);
   out = ag::reshape(ag::transpose(out, 1, 2), {B, T, H * D});
+  if (wg_) out = ag::mul(out, ag::sigmoid(wg_->forward(x)));
   return wo_->forward(out);
 }
 

@@ -21,20 +21,26 @@
 //              alpha_t (Gated DeltaNet), else alpha_t = 1 (DeltaNet).
 // Parameters (PyTorch layout [out, in], biases with `bias`): wq [H*F, C],
 // wk [H*F, C], wv [H*D, C], wo [C, H*D] with F = feature_dim, D = d_head;
-// o_norm.weight [D] (rmsnorm); gk.* (gla); delta.* (delta).
+// o_norm.weight [D] (rmsnorm); gk.* (gla); delta.* (delta); with the shared axes
+// conv (short causal convolutions on q, k, v before the heads split):
+// q_conv/k_conv/v_conv.weight [channels, 1, K]; out_gate (o * sigmoid(x Wg)
+// before wo): wg [H*D, C]. The axes that act on attention logits (score, scale,
+// softcap, length_scale, alibi, qk_norm, masks other than causal, sink_kv) are
+// errors here.
 // Positions: pos = rope rotates q and k before the feature map (relative for the
 // identity and cosine maps, as RetNet's xPos-style rotation); nope adds nothing:
 // the causal recurrence itself orders the tokens.
 // Decoding keeps AttnCache::state["S"] [B, H, Dk, Dv] (for the denominator, Dv + 1:
-// the last column is the normaliser state z); one new token takes the recurrent
-// step, several take the chunkwise kernel from the cached state. Gradients do not
-// flow into the cached state.
+// the last column is the normaliser state z), and conv_q/conv_k/conv_v with conv;
+// one new token takes the recurrent step, several take the chunkwise kernel from
+// the cached state. Gradients do not flow into the cached state.
 #include <memory>
 
 #include "layers/attention/attention.h"
 #include "layers/attention/delta.h"
 #include "layers/attention/gla.h"
 #include "layers/attention/rope.h"
+#include "layers/attention/short_conv.h"
 #include "layers/linear.h"
 #include "layers/norm.h"
 
@@ -58,10 +64,12 @@ class LinearAttention : public Attention {
  private:
   Var run(const Var& x, AttnCache* cache, bool recurrent);
   Var split_heads(const Var& x, int64_t width) const;  // [B, T, H*w] -> [B, H, T, w]
+  Var conv(const std::shared_ptr<ShortConv>& c, const Var& x, AttnCache* cache, const char* key);
 
   bool delta_, retention_;
   int64_t d_key_;
-  std::shared_ptr<Linear> wq_, wk_, wv_, wo_;
+  std::shared_ptr<Linear> wq_, wk_, wv_, wo_, wg_;
+  std::shared_ptr<ShortConv> q_conv_, k_conv_, v_conv_;
   std::shared_ptr<RMSNorm> o_norm_;
   std::shared_ptr<GLAGate> gk_;
   std::shared_ptr<DeltaGates> delta_gates_;

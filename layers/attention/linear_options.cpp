@@ -35,6 +35,10 @@ const char* feature_map_name(FeatureMap m) {
   return "?";
 }
 
+bool is_linear_family(const std::string& kind) {
+  return kind == "linear" || kind == "retention" || kind == "gla" || kind == "delta";
+}
+
 const char* linear_norm_name(LinearNorm n) {
   switch (n) {
     case LinearNorm::automatic: return "auto";

@@ -17,4 +17,7 @@ LinearNorm parse_linear_norm(const std::string& name);  // auto | denominator | 
 const char* feature_map_name(FeatureMap m);
 const char* linear_norm_name(LinearNorm n);
 
+// kind is linear, retention, gla or delta.
+bool is_linear_family(const std::string& kind);
+
 }  // namespace attnlab

@@ -45,6 +45,12 @@ struct Case {
 std::vector<Case> all_cases() {
   AttnOptions gated = lin("delta");
   gated.gated = true;
+  AttnOptions gla_extras = lin("gla");
+  gla_extras.conv = 3;
+  gla_extras.out_gate = true;
+  AttnOptions delta_conv = lin("delta");
+  delta_conv.conv = 2;
+  delta_conv.gated = true;
   return {
       {lin("linear", FeatureMap::elu1, LinearNorm::denominator), "linear elu1 denominator"},
       {lin("linear", FeatureMap::elu1, LinearNorm::rmsnorm, PosKind::rope), "linear elu1 rmsnorm rope"},
@@ -57,6 +63,8 @@ std::vector<Case> all_cases() {
       {lin("gla", FeatureMap::elu1), "gla elu1"},
       {lin("delta"), "delta"},
       {gated, "gated delta"},
+      {gla_extras, "gla conv out_gate"},
+      {delta_conv, "gated delta conv"},
   };
 }
 
@@ -266,6 +274,15 @@ TEST(LinearAttention, BadSettingsAreClearErrors) {
   AttnOptions gated = lin("gla");
   gated.gated = true;
   EXPECT_ERROR_MENTIONS(build(gated), "gated", "delta");
+  AttnOptions alibi = lin("linear");
+  alibi.pos = PosKind::alibi;
+  EXPECT_ERROR_MENTIONS(build(alibi), "alibi", "rope or nope");
+  AttnOptions score = lin("retention");
+  score.score = ScoreKind::relu;
+  EXPECT_ERROR_MENTIONS(build(score), "score = relu", "logits");
+  AttnOptions qk = lin("gla");
+  qk.qk_norm = QKNormKind::rms;
+  EXPECT_ERROR_MENTIONS(build(qk), "qk_norm = rms", "not implemented");
   AttnOptions chunk = lin("retention");
   chunk.chunk_size = 0;
   EXPECT_ERROR_MENTIONS(build(chunk), "chunk_size", ">= 1");
