@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "layers/attention/linear_attention.h"
 #include "layers/attention/registry.h"
 
 namespace attnlab {
@@ -50,7 +51,7 @@ void check_no_dead_keys(const AttnConfig& a, const AttnOptions& o) {
              "kind = diff");
   check_used(a, a.moh_shared != 0, "moh_shared", std::to_string(a.moh_shared), o.kind == "moh", "kind = moh");
   check_used(a, a.moh_topk != 0, "moh_topk", std::to_string(a.moh_topk), o.kind == "moh", "kind = moh");
-  const bool linear = o.kind == "linear" || o.kind == "retention" || o.kind == "gla" || o.kind == "delta";
+  const bool linear = is_linear_family(o.kind);
   const char* family = "kind = linear, retention, gla or delta";
   check_used(a, a.feature_map != "auto", "feature_map", a.feature_map, linear, family);
   check_used(a, a.feature_dim != 0, "feature_dim", std::to_string(a.feature_dim), linear, family);
@@ -106,7 +107,8 @@ AttnOptions attn_options_from(const AttnConfig& a, const ModelConfig& m, int64_t
   o.layer = layer;
   check_no_dead_keys(a, o);
   try {
-    resolve_attn_options(o, m.d_model, m.n_head);
+    AttnOptions r = resolve_attn_options(o, m.d_model, m.n_head);
+    if (is_linear_family(r.kind)) resolve_linear_options(r);
   } catch (const Error& e) {
     throw Error(detail::cat("[", section_of(a), "]: ", e.what()));
   }

@@ -78,14 +78,11 @@ TEST(LinearAttentionConfig, BadValuesAreErrors) {
   EXPECT_NE(e.find("chunk_size"), std::string::npos) << e;
   e = err("[attn.default]\nkind = retention\ndecay = 1.5\n");
   EXPECT_NE(e.find("decay"), std::string::npos) << e;
-  // Parsing accepts each value; building the layer names the combination.
-  GPTConfig g = gpt_config_from(
-      parse_config_text("[model]\nd_model = 16\nn_head = 2\n[attn.default]\nkind = delta\nfeature_map = relu\n", "bad.ini"));
-  try {
-    GPT model(g, 1);
-    e = "no error";
-  } catch (const Error& ex) {
-    e = ex.what();
-  }
+  e = err("[attn.x]\nkind = gla\ndecay = 0.5\n[model]\nlayers = x\n");
+  EXPECT_NE(e.find("attn.x.decay = 0.5: has no effect here; it applies to kind = retention"), std::string::npos) << e;
+  e = err("[attn.x]\nkind = softmax\nfeature_map = elu1\n[model]\nlayers = x\n");
+  EXPECT_NE(e.find("attn.x.feature_map = elu1: has no effect"), std::string::npos) << e;
+  e = err("[attn.x]\nkind = delta\nfeature_map = relu\n[model]\nlayers = x\n");
+  EXPECT_NE(e.find("[attn.x]"), std::string::npos) << e;
   EXPECT_NE(e.find("feature_map must be cosine"), std::string::npos) << e;
 }
