@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/functions.h"
+#include "layers/attention/linear_attention.h"
 
 namespace attnlab {
 
@@ -134,6 +135,10 @@ double GPT::flops_per_token(int64_t seq_len) const {
       case MaskKind::fixed: t = std::min(T, o.stride + T / o.stride * o.summary); break;
       case MaskKind::moba: t = std::min(T, o.moba_topk * o.moba_block); break;
       default: break;
+    }
+    if (is_linear_family(o.kind)) {
+      attn += linear_attention_flops_per_token(o, T);
+      continue;
     }
     attn += 12.0 * static_cast<double>(o.n_head * o.d_head * t);
   }

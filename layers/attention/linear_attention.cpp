@@ -1,5 +1,6 @@
 #include "layers/attention/linear_attention.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/functions.h"
@@ -57,6 +58,14 @@ AttnOptions resolve_linear_options(AttnOptions o) {
                   o.feature_dim, " rotates fewer than 2 dims");
   }
   return o;
+}
+
+double linear_attention_flops_per_token(const AttnOptions& resolved, int64_t T) {
+  AttnOptions o = resolve_linear_options(resolved);
+  const double dk = static_cast<double>(feature_map_dim(o.feature_map, o.feature_dim));
+  const double dv = static_cast<double>(o.d_head + (o.normalize == LinearNorm::denominator ? 1 : 0));
+  const double c = static_cast<double>(std::min(T, o.chunk_size));
+  return 3.0 * 2.0 * static_cast<double>(o.n_head) * (c * (dk + dv) + 2.0 * dk * dv);
 }
 
 LinearAttention::LinearAttention(int64_t d_model, const AttnOptions& resolved, bool bias)

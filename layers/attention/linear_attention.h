@@ -80,4 +80,11 @@ class LinearAttention : public Attention {
 // attnlab::Error naming the setting on a combination that is not defined.
 AttnOptions resolve_linear_options(AttnOptions o);
 
+// Training FLOPs per token (forward + backward = 3x forward) of the token mixing,
+// projections excluded, for sequences of T steps: per head, the chunk's
+// quadratic form over min(T, chunk_size) positions, C (Dk + Dv) multiply-adds,
+// and the state's read and update, 2 Dk Dv. The counterpart of softmax's
+// 12 H D T in GPT::flops_per_token.
+double linear_attention_flops_per_token(const AttnOptions& resolved, int64_t T);
+
 }  // namespace attnlab

@@ -114,3 +114,15 @@ TEST(LinearAttentionTraining, GPTDecodingMatchesTheFullForward) {
     EXPECT_LT(worst, 1e-4) << m.what;
   }
 }
+
+TEST(LinearAttentionTraining, FlopsPerTokenStayFlatInT) {
+  GPTConfig lin = tiny({kind("gla")}), soft = tiny({AttnOptions{}});
+  lin.block_size = soft.block_size = 4096;
+  GPT a(lin, 1), b(soft, 1);
+  // Chunks of 8: the mixing cost stops growing once T passes the chunk size.
+  EXPECT_DOUBLE_EQ(a.flops_per_token(256), a.flops_per_token(4096));
+  EXPECT_LT(a.flops_per_token(4), a.flops_per_token(256));
+  EXPECT_GT(b.flops_per_token(4096), b.flops_per_token(256));
+  // 3 (fwd + bwd) * 2 (multiply-add) * (C (Dk + Dv) + 2 Dk Dv) per head: C = min(T, 8), Dk = Dv = 16.
+  EXPECT_DOUBLE_EQ(a.flops_per_token(4096) - a.flops_per_token(4), 2 * 2 * 6.0 * (8 - 4) * (16 + 16));
+}
