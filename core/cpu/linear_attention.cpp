@@ -42,16 +42,22 @@ Dims dims_of(const Tensor& q, const Tensor& v, const Tensor& g, int64_t chunk) {
 // I starting at row r and every key j < r, the reference row p = r - 1 splits the
 // decay as exp(B_i - B_p) exp(B_p - B_j), both factors <= 1, so
 //   A[I, :r] = (Q_I (.) exp(B_I - B_p)) (K_:r (.) exp(B_p - B_:r))^T
-// is one GEMM; only the diagonal blocks (j, i in I) are summed pair by pair.
+// is one GEMM. Inside a diagonal block each row i takes the exact weights
+// W_j = exp(B_i - B_j), j in [r, i], and A[i, r:i+1] = (K (.) W) q_i.
 constexpr int64_t kSub = 16;
 
 template <class T>
+using CMapV = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+template <class T>
+using MapV = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+
+template <class T>
 struct DiagScratch {
-  T *fq, *fk, *qt, *kt, *dqt, *dkt, *w;
-  static int64_t size(int64_t C, int64_t Dk) { return 4 * kSub * Dk + 2 * C * Dk + Dk; }
+  T *fq, *fk, *qt, *kt, *dqt, *dkt, *w, *kw;
+  static int64_t size(int64_t C, int64_t Dk) { return 5 * kSub * Dk + 3 * C * Dk; }
   DiagScratch(Arena<T>& ar, int64_t C, int64_t Dk)
       : fq(ar.take(kSub * Dk)), fk(ar.take(C * Dk)), qt(ar.take(kSub * Dk)), kt(ar.take(C * Dk)),
-        dqt(ar.take(kSub * Dk)), dkt(ar.take(C * Dk)), w(ar.take(Dk)) {}
+        dqt(ar.take(kSub * Dk)), dkt(ar.take(C * Dk)), w(ar.take(kSub * Dk)), kw(ar.take(kSub * Dk)) {}
 };
 
 // The factors of block [r, r + n) against keys [0, r), reference p = r - 1:
@@ -60,22 +66,21 @@ template <class T>
 void block_factors(const T* Q, const T* K, const ChunkGates<T>& cg, int64_t r, int64_t n, DiagScratch<T>& s) {
   const int64_t Dk = cg.Dk;
   const T* bp = cg.B + (r - 1) * Dk;
-  for (int64_t i = 0; i < n; ++i) {
-    const T *bi = cg.B + (r + i) * Dk, *qi = Q + (r + i) * Dk;
-    for (int64_t d = 0; d < Dk; ++d) {
-      T f = fn::exp_(bi[d] - bp[d]);
-      s.fq[i * Dk + d] = f;
-      s.qt[i * Dk + d] = qi[d] * f;
-    }
-  }
-  for (int64_t j = 0; j < r; ++j) {
-    const T *bj = cg.B + j * Dk, *kj = K + j * Dk;
-    for (int64_t d = 0; d < Dk; ++d) {
-      T f = fn::exp_(bp[d] - bj[d]);
-      s.fk[j * Dk + d] = f;
-      s.kt[j * Dk + d] = kj[d] * f;
-    }
-  }
+  for (int64_t i = 0; i < n; ++i) exp_diff(cg.B + (r + i) * Dk, bp, s.fq + i * Dk, Dk);
+  const T* qr = Q + r * Dk;
+  for (int64_t x = 0; x < n * Dk; ++x) s.qt[x] = qr[x] * s.fq[x];
+  for (int64_t j = 0; j < r; ++j) exp_diff(bp, cg.B + j * Dk, s.fk + j * Dk, Dk);
+  for (int64_t x = 0; x < r * Dk; ++x) s.kt[x] = K[x] * s.fk[x];
+}
+
+// Row i of the diagonal block starting at r: w_j = exp(B_i - B_j) and
+// kw_j = k_j (.) w_j for j in [r, i], each [i - r + 1, Dk].
+template <class T>
+void diag_row_weights(const T* K, const ChunkGates<T>& cg, int64_t r, int64_t i, DiagScratch<T>& s) {
+  const int64_t Dk = cg.Dk, m = (i - r + 1) * Dk;
+  for (int64_t j = r; j <= i; ++j) exp_diff(cg.B + i * Dk, cg.B + j * Dk, s.w + (j - r) * Dk, Dk);
+  const T* kr = K + r * Dk;
+  for (int64_t x = 0; x < m; ++x) s.kw[x] = kr[x] * s.w[x];
 }
 
 template <class T>
@@ -84,14 +89,10 @@ void diag_scores(const T* Q, const T* K, const ChunkGates<T>& cg, MapM<T>& A, Di
   A.setZero();
   for (int64_t r = 0; r < L; r += kSub) {
     const int64_t n = std::min(kSub, L - r);
-    for (int64_t i = r; i < r + n; ++i)
-      for (int64_t j = r; j <= i; ++j) {
-        cg.diag_weights(i, j, s.w);
-        const T *qi = Q + i * Dk, *kj = K + j * Dk;
-        T acc = 0;
-        for (int64_t d = 0; d < Dk; ++d) acc += qi[d] * kj[d] * s.w[d];
-        A(i, j) = acc;
-      }
+    for (int64_t i = r; i < r + n; ++i) {
+      diag_row_weights(K, cg, r, i, s);
+      A.row(i).segment(r, i - r + 1).noalias() = (CMapM<T>(s.kw, i - r + 1, Dk) * CMapV<T>(Q + i * Dk, Dk)).transpose();
+    }
     if (r == 0) continue;
     block_factors(Q, K, cg, r, n, s);
     A.block(r, 0, n, r).noalias() = CMapM<T>(s.qt, n, Dk) * CMapM<T>(s.kt, r, Dk).transpose();
@@ -107,20 +108,20 @@ void diag_scores_backward(const T* Q, const T* K, const ChunkGates<T>& cg, const
   A.setZero();
   for (int64_t r = 0; r < L; r += kSub) {
     const int64_t n = std::min(kSub, L - r);
-    for (int64_t i = r; i < r + n; ++i)
+    for (int64_t i = r; i < r + n; ++i) {
+      const int64_t len = i - r + 1;
+      diag_row_weights(K, cg, r, i, s);
+      CMapM<T> KW(s.kw, len, Dk);
+      const T* qi = Q + i * Dk;
+      A.row(i).segment(r, len).noalias() = (KW * CMapV<T>(qi, Dk)).transpose();
+      MapV<T>(dQ + i * Dk, Dk).noalias() += KW.transpose() * dA.row(i).segment(r, len).transpose();
       for (int64_t j = r; j <= i; ++j) {
-        cg.diag_weights(i, j, s.w);
-        const T *qi = Q + i * Dk, *kj = K + j * Dk;
-        T *dqi = dQ + i * Dk, *dkj = dK + j * Dk;
         const T da = dA(i, j);
-        T acc = 0;
-        for (int64_t d = 0; d < Dk; ++d) {
-          acc += qi[d] * kj[d] * s.w[d];
-          dqi[d] += da * kj[d] * s.w[d];
-          dkj[d] += da * qi[d] * s.w[d];
-        }
-        A(i, j) = acc;
+        const T* wj = s.w + (j - r) * Dk;
+        T* dkj = dK + j * Dk;
+        for (int64_t d = 0; d < Dk; ++d) dkj[d] += da * qi[d] * wj[d];
       }
+    }
     if (r == 0) continue;
     block_factors(Q, K, cg, r, n, s);
     CMapM<T> Qt(s.qt, n, Dk), Kt(s.kt, r, Dk);
@@ -129,8 +130,8 @@ void diag_scores_backward(const T* Q, const T* K, const ChunkGates<T>& cg, const
     A.block(r, 0, n, r).noalias() = Qt * Kt.transpose();
     dQt.noalias() = dAb * Kt;
     dKt.noalias() = dAb.transpose() * Qt;
-    for (int64_t i = 0; i < n * Dk; ++i) dQ[r * Dk + i] += s.dqt[i] * s.fq[i];
-    for (int64_t i = 0; i < r * Dk; ++i) dK[i] += s.dkt[i] * s.fk[i];
+    for (int64_t x = 0; x < n * Dk; ++x) dQ[r * Dk + x] += s.dqt[x] * s.fq[x];
+    for (int64_t x = 0; x < r * Dk; ++x) dK[x] += s.dkt[x] * s.fk[x];
   }
 }
 
@@ -140,9 +141,8 @@ int64_t forward_scratch(const Dims& d) {
 
 template <class T>
 void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g, const T* s0, T* o, T* s_out,
-                 T* scratch) {
+                 Arena<T> ar) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C;
-  Arena<T> ar{scratch};
   T *a_buf = ar.take(C * C), *b_buf = ar.take(C * Dk), *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk);
   DiagScratch<T> ds(ar, C, Dk);
   MapM<T> S(s_out, Dk, Dv);
@@ -180,9 +180,8 @@ int64_t backward_scratch(const Dims& d) {
 
 template <class T>
 void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* g, const T* s0, const T* dout, T* dq,
-                  T* dk, T* dv, T* dg, T* scratch) {
+                  T* dk, T* dv, T* dg, Arena<T> ar) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C, Tn = dm.T;
-  Arena<T> ar{scratch};
   T *s_buf = ar.take(Dk * Dv), *a_buf = ar.take(C * C), *da_buf = ar.take(C * C), *b_buf = ar.take(C * Dk),
     *qg_buf = ar.take(C * Dk), *kg_buf = ar.take(C * Dk), *tk_buf = ar.take(C * Dk);
   DiagScratch<T> ds(ar, C, Dk);
@@ -286,9 +285,9 @@ void linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v,
     const T *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>();
     const T* ps0 = state0.defined() ? state0.data<T>() : nullptr;
     T *po = o.data<T>(), *ps = state.data<T>();
-    for_each_sequence<T>(d.N, forward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, T* scratch) {
+    for_each_sequence<T>(d.N, forward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, Arena<T> ar) {
       forward_one<T>(d, pq + n * d.T * d.Dk, pk + n * d.T * d.Dk, pv + n * d.T * d.Dv, gate_ptr<T>(g, d, n),
-                     ps0 ? ps0 + n * d.Dk * d.Dv : nullptr, po + n * d.T * d.Dv, ps + n * d.Dk * d.Dv, scratch);
+                     ps0 ? ps0 + n * d.Dk * d.Dv : nullptr, po + n * d.T * d.Dv, ps + n * d.Dk * d.Dv, ar);
     });
   });
 }
@@ -303,11 +302,11 @@ void linear_attention_chunked_backward(const Tensor& q, const Tensor& k, const T
     const T* ps0 = state0.defined() ? state0.data<T>() : nullptr;
     T *pdq = dq.data<T>(), *pdk = dk.data<T>(), *pdv = dv.data<T>();
     T* pdg = d.gate == Gate::none ? nullptr : dg.data<T>();
-    for_each_sequence<T>(d.N, backward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, T* scratch) {
+    for_each_sequence<T>(d.N, backward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, Arena<T> ar) {
       const int64_t oq = n * d.T * d.Dk, ov = n * d.T * d.Dv;
       backward_one<T>(d, pq + oq, pk + oq, pv + ov, gate_ptr<T>(g, d, n), ps0 ? ps0 + n * d.Dk * d.Dv : nullptr,
                       pdo + ov, pdq + oq, pdk + oq, pdv + ov,
-                      pdg ? pdg + n * d.T * (d.gate == Gate::diag ? d.Dk : 1) : nullptr, scratch);
+                      pdg ? pdg + n * d.T * (d.gate == Gate::diag ? d.Dk : 1) : nullptr, ar);
     });
   });
 }

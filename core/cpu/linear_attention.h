@@ -27,6 +27,18 @@ using MapM = Eigen::Map<Mat<T>>;
 template <class T>
 using CMapM = Eigen::Map<const Mat<T>>;
 
+template <class T>
+using ArrMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using CArrMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// out[d] = exp(a[d] - b[d]) for d < n (out may be a or b). Eigen's vectorised exp:
+// a loop over fn::exp_ is not inlined (hence not vectorised) in these kernels.
+template <class T>
+void exp_diff(const T* a, const T* b, T* out, int64_t n) {
+  ArrMap<T>(out, n) = (CArrMap<T>(a, n) - CArrMap<T>(b, n)).exp();
+}
+
 enum class Gate { none, scalar, diag };
 
 inline Gate gate_kind(const Tensor& g, const Tensor& q) {
@@ -34,19 +46,22 @@ inline Gate gate_kind(const Tensor& g, const Tensor& q) {
   return g.dim() == q.dim() ? Gate::diag : Gate::scalar;
 }
 
-// Hands out consecutive pieces of one thread's scratch.
+// Hands out consecutive pieces of one thread's scratch; running past its end is
+// a bug in a kernel's scratch size, caught here rather than corrupting memory.
 template <class T>
 struct Arena {
   T* p;
+  T* end;
   T* take(int64_t n) {
+    ATTNLAB_CHECK(n <= end - p, "linear attention kernel: scratch too small by ", n - (end - p), " elements");
     T* r = p;
     p += n;
     return r;
   }
 };
 
-// body(n, scratch) for every sequence n in [0, N), in parallel over sequences;
-// each thread gets `per_thread` elements of scratch (allocated once, from the
+// body(n, arena) for every sequence n in [0, N), in parallel over sequences;
+// each thread's arena holds `per_thread` elements of scratch (allocated once, from the
 // caching allocator, so a steady-state step allocates nothing from the system).
 template <class T, class F>
 void for_each_sequence(int64_t N, int64_t per_thread, int64_t work, F&& body) {
@@ -54,7 +69,10 @@ void for_each_sequence(int64_t N, int64_t per_thread, int64_t work, F&& body) {
   Tensor scratch = Tensor::empty({threads, std::max<int64_t>(per_thread, 1)}, dtype_v<T>);
   T* base = scratch.data<T>();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int64_t n = 0; n < N; ++n) body(n, base + static_cast<int64_t>(omp_get_thread_num()) * per_thread);
+  for (int64_t n = 0; n < N; ++n) {
+    T* mine = base + static_cast<int64_t>(omp_get_thread_num()) * per_thread;
+    body(n, Arena<T>{mine, mine + per_thread});
+  }
 }
 
 // The cumulative log-gates of one chunk and the decay factors built from them.
@@ -78,29 +96,28 @@ struct ChunkGates {
     }
   }
 
-  // Scalar gates: exp(B_i - B_j); 1 without gates.
-  T pair(int64_t i, int64_t j) const { return kind == Gate::scalar ? fn::exp_(B[i] - B[j]) : T(1); }
+  // Scalar gates: exp(B_i) and exp(B_{L-1} - B_j); 1 without gates.
   T from_start(int64_t i) const { return kind == Gate::scalar ? fn::exp_(B[i]) : T(1); }
   T to_end(int64_t j) const { return kind == Gate::scalar ? fn::exp_(B[L - 1] - B[j]) : T(1); }
 
-  // out = X with row i scaled by exp(B_i) (per key dim for diag gates); X [L, Dk].
+  // out = X with row i scaled by exp(B_i) (per key dim for diag gates); X, out
+  // contiguous [L, Dk] (Eigen maps; out may be X).
   template <class In, class Out>
   void scale_from_start(const In& X, Out& out) const {
     if (kind == Gate::diag) {
-      for (int64_t i = 0; i < L; ++i)
-        for (int64_t d = 0; d < Dk; ++d) out(i, d) = X(i, d) * fn::exp_(B[i * Dk + d]);
+      ArrMap<T>(out.data(), L * Dk) = CArrMap<T>(X.data(), L * Dk) * CArrMap<T>(B, L * Dk).exp();
     } else {
       for (int64_t i = 0; i < L; ++i) out.row(i) = X.row(i) * from_start(i);
     }
   }
 
-  // out = X with row j scaled by exp(B_{L-1} - B_j); X [L, Dk].
+  // out = X with row j scaled by exp(B_{L-1} - B_j); X, out as above.
   template <class In, class Out>
   void scale_to_end(const In& X, Out& out) const {
     if (kind == Gate::diag) {
-      const T* Bl = B + (L - 1) * Dk;
+      CArrMap<T> Bl(B + (L - 1) * Dk, Dk);
       for (int64_t j = 0; j < L; ++j)
-        for (int64_t d = 0; d < Dk; ++d) out(j, d) = X(j, d) * fn::exp_(Bl[d] - B[j * Dk + d]);
+        ArrMap<T>(out.data() + j * Dk, Dk) = CArrMap<T>(X.data() + j * Dk, Dk) * (Bl - CArrMap<T>(B + j * Dk, Dk)).exp();
     } else {
       for (int64_t j = 0; j < L; ++j) out.row(j) = X.row(j) * to_end(j);
     }
@@ -121,15 +138,19 @@ struct ChunkGates {
   template <class M>
   void mask_lower(M& A) const {
     for (int64_t i = 0; i < L; ++i) {
-      for (int64_t j = 0; j <= i; ++j) A(i, j) *= pair(i, j);
-      for (int64_t j = i + 1; j < L; ++j) A(i, j) = T(0);
+      if (kind == Gate::scalar) A.row(i).head(i + 1).array() *= (B[i] - CArrMap<T>(B, i + 1)).exp().transpose();
+      A.row(i).tail(L - 1 - i).setZero();
     }
   }
 
-  // Diag gates: the decay weights w_d = exp(B_{i,d} - B_{j,d}) of one pair (j <= i).
-  void diag_weights(int64_t i, int64_t j, T* w) const {
-    const T *bi = B + i * Dk, *bj = B + j * Dk;
-    for (int64_t d = 0; d < Dk; ++d) w[d] = fn::exp_(bi[d] - bj[d]);
+  // For none/scalar gates: D_ij = exp(B_i - B_j) (1 without gates) for j <= i, 0 above.
+  template <class M>
+  void decay_matrix(M& D) const {
+    for (int64_t i = 0; i < L; ++i) {
+      if (kind == Gate::scalar) D.row(i).head(i + 1) = (B[i] - CArrMap<T>(B, i + 1)).exp().matrix().transpose();
+      else D.row(i).head(i + 1).setOnes();
+      D.row(i).tail(L - 1 - i).setZero();
+    }
   }
 };
 

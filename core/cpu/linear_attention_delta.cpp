@@ -42,29 +42,29 @@ Dims dims_of(const Tensor& q, const Tensor& v, const Tensor& g, int64_t chunk) {
           std::min(chunk, std::max<int64_t>(T, 1)), g.defined() ? Gate::scalar : Gate::none};
 }
 
-// The chunk's pseudo-values U [L, Dv] from K, V, beta and the carried state S;
-// leaves K K^T in KK, Lm in the strictly lower part of M and K S in KS.
+// The chunk's pseudo-values U [L, Dv] from K, V, beta, the decay matrix Dm
+// (ChunkGates::decay_matrix) and the carried state S; leaves K K^T in KK, Lm in
+// the strictly lower part of M and K S in KS.
 template <class T>
 void pseudo_values(const CMapM<T>& K, const CMapM<T>& V, const T* beta, const ChunkGates<T>& cg,
-                   const MapM<T>& S, MapM<T>& KK, MapM<T>& M, MapM<T>& KS, MapM<T>& U) {
+                   const MapM<T>& Dm, const MapM<T>& S, MapM<T>& KK, MapM<T>& M, MapM<T>& KS, MapM<T>& U) {
   const int64_t L = cg.L;
   KK.noalias() = K * K.transpose();
   for (int64_t t = 0; t < L; ++t)
-    for (int64_t j = 0; j < t; ++j) M(t, j) = beta[t] * KK(t, j) * cg.pair(t, j);
+    for (int64_t j = 0; j < t; ++j) M(t, j) = beta[t] * KK(t, j) * Dm(t, j);
   KS.noalias() = K * S;
   for (int64_t t = 0; t < L; ++t) U.row(t) = beta[t] * (V.row(t) - cg.from_start(t) * KS.row(t));
   M.template triangularView<Eigen::UnitLower>().solveInPlace(U);
 }
 
-int64_t forward_scratch(const Dims& d) { return 3 * d.C * d.C + 2 * d.C * d.Dv + d.C * d.Dk + d.C; }
+int64_t forward_scratch(const Dims& d) { return 4 * d.C * d.C + 2 * d.C * d.Dv + d.C * d.Dk + d.C; }
 
 template <class T>
 void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* beta, const T* g, const T* s0, T* o,
-                 T* s_out, T* scratch) {
+                 T* s_out, Arena<T> ar) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C;
-  Arena<T> ar{scratch};
-  T *kk_buf = ar.take(C * C), *m_buf = ar.take(C * C), *p_buf = ar.take(C * C), *ks_buf = ar.take(C * Dv),
-    *u_buf = ar.take(C * Dv), *kg_buf = ar.take(C * Dk), *b_buf = ar.take(C);
+  T *kk_buf = ar.take(C * C), *m_buf = ar.take(C * C), *p_buf = ar.take(C * C), *d_buf = ar.take(C * C),
+    *ks_buf = ar.take(C * Dv), *u_buf = ar.take(C * Dv), *kg_buf = ar.take(C * Dk), *b_buf = ar.take(C);
   MapM<T> S(s_out, Dk, Dv);
   if (s0) S = CMapM<T>(s0, Dk, Dv);
   else S.setZero();
@@ -72,11 +72,12 @@ void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* be
     const int64_t L = std::min(C, dm.T - s);
     CMapM<T> Q(q + s * Dk, L, Dk), K(k + s * Dk, L, Dk), V(v + s * Dv, L, Dv);
     MapM<T> O(o + s * Dv, L, Dv), KK(kk_buf, L, L), M(m_buf, L, L), P(p_buf, L, L), KS(ks_buf, L, Dv),
-        U(u_buf, L, Dv), Kg(kg_buf, L, Dk);
+        U(u_buf, L, Dv), Kg(kg_buf, L, Dk), Dm(d_buf, L, L);
     ChunkGates<T> cg(dm.gate, g, s, L, Dk, b_buf);
-    pseudo_values(K, V, beta + s, cg, S, KK, M, KS, U);
+    cg.decay_matrix(Dm);
+    pseudo_values(K, V, beta + s, cg, Dm, S, KK, M, KS, U);
     P.noalias() = Q * K.transpose();
-    cg.mask_lower(P);
+    P.array() *= Dm.array();
     O.noalias() = P * U;
     KS.noalias() = Q * S;  // reused: Q S
     for (int64_t t = 0; t < L; ++t) O.row(t) += cg.from_start(t) * KS.row(t);
@@ -88,17 +89,17 @@ void forward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* be
 
 int64_t backward_scratch(const Dims& d) {
   int64_t chunks = (d.T + d.C - 1) / d.C;
-  return (chunks + 1) * d.Dk * d.Dv + 5 * d.C * d.C + 3 * d.C * d.Dv + 2 * d.C * d.Dk + 2 * d.C;
+  return (chunks + 1) * d.Dk * d.Dv + 6 * d.C * d.C + 3 * d.C * d.Dv + 2 * d.C * d.Dk + 2 * d.C;
 }
 
 template <class T>
 void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* beta, const T* g, const T* s0,
-                  const T* dout, T* dq, T* dk, T* dv, T* dbeta, T* dg, T* scratch) {
+                  const T* dout, T* dq, T* dk, T* dv, T* dbeta, T* dg, Arena<T> ar) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, C = dm.C, Tn = dm.T, chunks = (Tn + C - 1) / C;
   const bool gated = dm.gate == Gate::scalar;
-  Arena<T> ar{scratch};
   T *states = ar.take(chunks * Dk * Dv), *ds_buf = ar.take(Dk * Dv), *kk_buf = ar.take(C * C),
     *m_buf = ar.take(C * C), *p_buf = ar.take(C * C), *dp_buf = ar.take(C * C), *dl_buf = ar.take(C * C),
+    *d_buf = ar.take(C * C),
     *ks_buf = ar.take(C * Dv), *u_buf = ar.take(C * Dv), *dr_buf = ar.take(C * Dv), *kg_buf = ar.take(C * Dk),
     *tk_buf = ar.take(C * Dk), *b_buf = ar.take(C), *db = ar.take(C);
 
@@ -111,9 +112,10 @@ void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* b
       const int64_t s = c * C, L = std::min(C, Tn - s);
       CMapM<T> K(k + s * Dk, L, Dk), V(v + s * Dv, L, Dv);
       MapM<T> Sc(states + c * Dk * Dv, Dk, Dv), Sn(states + (c + 1) * Dk * Dv, Dk, Dv), KK(kk_buf, L, L),
-          M(m_buf, L, L), KS(ks_buf, L, Dv), U(u_buf, L, Dv), Kg(kg_buf, L, Dk);
+          M(m_buf, L, L), KS(ks_buf, L, Dv), U(u_buf, L, Dv), Kg(kg_buf, L, Dk), Dm(d_buf, L, L);
       ChunkGates<T> cg(dm.gate, g, s, L, Dk, b_buf);
-      pseudo_values(K, V, beta + s, cg, Sc, KK, M, KS, U);
+      cg.decay_matrix(Dm);
+      pseudo_values(K, V, beta + s, cg, Dm, Sc, KK, M, KS, U);
       cg.scale_to_end(K, Kg);
       Sn = Sc;
       cg.decay_state(Sn);
@@ -129,13 +131,14 @@ void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* b
     MapM<T> dQ(dq + s * Dk, L, Dk), dK(dk + s * Dk, L, Dk), dV(dv + s * Dv, L, Dv);
     MapM<T> S0(states + c * Dk * Dv, Dk, Dv), KK(kk_buf, L, L), M(m_buf, L, L), P(p_buf, L, L), dP(dp_buf, L, L),
         dLm(dl_buf, L, L), KS(ks_buf, L, Dv), U(u_buf, L, Dv), dR(dr_buf, L, Dv), Kg(kg_buf, L, Dk),
-        Tk(tk_buf, L, Dk);
+        Tk(tk_buf, L, Dk), Dm(d_buf, L, L);
     const T* bc = beta + s;
     T* dbc = dbeta + s;
     ChunkGates<T> cg(dm.gate, g, s, L, Dk, b_buf);
-    pseudo_values(K, V, bc, cg, S0, KK, M, KS, U);
+    cg.decay_matrix(Dm);
+    pseudo_values(K, V, bc, cg, Dm, S0, KK, M, KS, U);
     P.noalias() = Q * K.transpose();
-    cg.mask_lower(P);
+    P.array() *= Dm.array();
 
     // dU (held in dR until the solve) = P^T dO + diag(E) K dS
     cg.scale_to_end(K, Kg);
@@ -148,7 +151,7 @@ void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* b
     for (int64_t t = 0; t < L; ++t) db[t] = 0;
     for (int64_t t = 0; t < L; ++t) {
       T dbt = 0;
-      for (int64_t j = 0; j < t; ++j) dbt += dLm(t, j) * cg.pair(t, j) * KK(t, j);
+      for (int64_t j = 0; j < t; ++j) dbt += dLm(t, j) * Dm(t, j) * KK(t, j);
       dbc[t] = dbt + dR.row(t).dot(V.row(t)) - cg.from_start(t) * dR.row(t).dot(KS.row(t));
     }
     if (gated) {
@@ -162,10 +165,10 @@ void backward_one(const Dims& dm, const T* q, const T* k, const T* v, const T* b
     }
     // G = diag(b) (dLm (.) D), strictly lower: the gradient of K K^T through Lm.
     for (int64_t t = 0; t < L; ++t) {
-      for (int64_t j = 0; j < t; ++j) dLm(t, j) *= bc[t] * cg.pair(t, j);
+      for (int64_t j = 0; j < t; ++j) dLm(t, j) *= bc[t] * Dm(t, j);
       for (int64_t j = t; j < L; ++j) dLm(t, j) = T(0);
     }
-    cg.mask_lower(dP);
+    dP.array() *= Dm.array();
 
     dQ.noalias() = dP * K;
     Tk.noalias() = dO * S0.transpose();
@@ -225,10 +228,10 @@ void delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const
     const T* pg = g.defined() ? g.data<T>() : nullptr;
     const T* ps0 = state0.defined() ? state0.data<T>() : nullptr;
     T *po = o.data<T>(), *ps = state.data<T>();
-    for_each_sequence<T>(d.N, forward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, T* scratch) {
+    for_each_sequence<T>(d.N, forward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, Arena<T> ar) {
       const int64_t oq = n * d.T * d.Dk, ov = n * d.T * d.Dv, os = n * d.Dk * d.Dv;
       forward_one<T>(d, pq + oq, pk + oq, pv + ov, pb + n * d.T, pg ? pg + n * d.T : nullptr,
-                     ps0 ? ps0 + os : nullptr, po + ov, ps + os, scratch);
+                     ps0 ? ps0 + os : nullptr, po + ov, ps + os, ar);
     });
   });
 }
@@ -244,11 +247,11 @@ void delta_rule_chunked_backward(const Tensor& q, const Tensor& k, const Tensor&
     const T* ps0 = state0.defined() ? state0.data<T>() : nullptr;
     T *pdq = dq.data<T>(), *pdk = dk.data<T>(), *pdv = dv.data<T>(), *pdb = dbeta.data<T>();
     T* pdg = pg ? dg.data<T>() : nullptr;
-    for_each_sequence<T>(d.N, backward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, T* scratch) {
+    for_each_sequence<T>(d.N, backward_scratch(d), q.numel() * (d.C + d.Dv), [&](int64_t n, Arena<T> ar) {
       const int64_t oq = n * d.T * d.Dk, ov = n * d.T * d.Dv;
       backward_one<T>(d, pq + oq, pk + oq, pv + ov, pb + n * d.T, pg ? pg + n * d.T : nullptr,
                       ps0 ? ps0 + n * d.Dk * d.Dv : nullptr, pdo + ov, pdq + oq, pdk + oq, pdv + ov, pdb + n * d.T,
-                      pdg ? pdg + n * d.T : nullptr, scratch);
+                      pdg ? pdg + n * d.T : nullptr, ar);
     });
   });
 }
