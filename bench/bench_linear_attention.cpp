@@ -5,11 +5,7 @@
 // step-by-step recurrence composed of autograd primitives (what the kernel
 // replaces) at the shortest T.
 //   cmake --build build --target bench_linear_attention
-//   OMP_NUM_THREADS=1 build/bench/bench_linear_attention [--quick]
-#include <omp.h>
-
-#include <algorithm>
-#include <chrono>
+//   bench/run_quiet.sh env OMP_NUM_THREADS=1 build/bench/bench_linear_attention [--quick]
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -17,13 +13,10 @@
 
 #include "autograd/functions.h"
 #include "autograd/linear_attention.h"
+#include "bench/bench_util.h"
 #include "core/ops.h"
 #include "layers/attention/linear_attention.h"
 #include "layers/attention/registry.h"
-
-#ifndef ATTNLAB_BENCH_FLAGS
-#define ATTNLAB_BENCH_FLAGS "?"
-#endif
 
 using namespace attnlab;
 
@@ -61,37 +54,25 @@ std::vector<Kind> kinds() {
           {"softmax (reference)", softmax}};
 }
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 Tensor randn(const Shape& s, uint64_t seed, double std = 1.0) {
   Generator gen(seed);
   return Tensor::empty(s, DType::f32).normal_(gen, 0.0, std);
 }
 
-// Seconds per call of f: one warm-up, then the best of `reps` timed calls.
+// Median seconds per call of f over `reps` calls after one warm-up.
 template <class F>
-double best_of(int reps, F&& f) {
-  f();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    double t0 = now();
-    f();
-    best = std::min(best, now() - t0);
-  }
-  return best;
+double seconds(int reps, F&& f) {
+  return bench::time_it(f, 1, reps, 0.0, reps).median_s;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
-  const int reps = quick ? 1 : 3;
-  std::printf("bench_linear_attention: d_model %lld, %lld heads of 64, chunk 64, f32, B*T = %lld tokens per step, "
-              "%d OpenMP threads, best of %d\nflags: %s\n\n",
-              static_cast<long long>(kDModel), static_cast<long long>(kHeads), static_cast<long long>(kTokens),
-              omp_get_max_threads(), reps, ATTNLAB_BENCH_FLAGS);
+  const int reps = quick ? 1 : 5;
+  bench::print_header("bench_linear_attention: the linear family, forward + backward");
+  std::printf("d_model %lld, %lld heads of 64, chunk 64, f32, B*T = %lld tokens per step, median of %d\n\n",
+              static_cast<long long>(kDModel), static_cast<long long>(kHeads), static_cast<long long>(kTokens), reps);
   std::printf("%-28s %6s %4s %12s %14s\n", "layer fwd+bwd", "T", "B", "ms/step", "tokens/s");
   for (const Kind& k : kinds()) {
     for (int64_t T : {256, 1024, 4096}) {
@@ -101,7 +82,7 @@ int main(int argc, char** argv) {
       for (auto& [n, p] : attn->named_parameters())
         if (p.dim() == 2) p.data().normal_(gen, 0.0, 0.02);
       Tensor x = randn({B, T, kDModel}, 2);
-      double s = best_of(reps, [&] {
+      double s = seconds(reps, [&] {
         attn->zero_grad();
         Var xv(x, true);
         ag::sum_all(attn->forward(xv)).backward();
@@ -130,7 +111,7 @@ int main(int argc, char** argv) {
                                                                                            : Shape{B, kHeads, T, D}, 6)),
                                            -0.1);
       Tensor beta = ops::unary(UnaryOp::sigmoid, randn({B, kHeads, T}, 7));
-      double s = best_of(reps, [&] {
+      double s = seconds(reps, [&] {
         Var qv(q, true), kv(kk, true), vv(v, true), gv = g.defined() ? Var(g, true) : Var(), bv(beta, true);
         Var o = kc.delta ? ag::delta_rule(qv, kv, vv, bv, gv, 64) : ag::linear_attention(qv, kv, vv, gv, 64);
         ag::sum_all(o).backward();
@@ -145,7 +126,7 @@ int main(int argc, char** argv) {
   {
     const int64_t T = 256, B = kTokens / T, D = 64;
     Tensor q = randn({B, kHeads, T, D}, 3, 0.1), kk = randn({B, kHeads, T, D}, 4, 0.1), v = randn({B, kHeads, T, D}, 5);
-    double s = best_of(1, [&] {
+    double s = seconds(1, [&] {
       Var qv(q, true), kv(kk, true), vv(v, true);
       Tensor state;
       ag::sum_all(ag::linear_attention_recurrent(qv, kv, vv, Var(), state)).backward();
@@ -153,5 +134,6 @@ int main(int argc, char** argv) {
     std::printf("%-28s %6lld %4lld %12.2f %14.0f\n", "recurrent, composed (no gate)", static_cast<long long>(T),
                 static_cast<long long>(B), s * 1e3, static_cast<double>(kTokens) / s);
   }
+  std::printf("\nload average (1 min) at the end: %.2f\n", bench::load_average_1min());
   return 0;
 }
