@@ -24,11 +24,12 @@ void forward_tile(const Ctx<T>& c, int64_t b, int64_t h, int64_t qt, T* out, T* 
                   std::vector<T>& buf) {
   const Dims& d = c.d;
   const int64_t i0 = qt * kTileQ, nq = std::min(kTileQ, d.Tq - i0), hk = h / d.G;
-  buf.resize(static_cast<size_t>(kTileQ * d.D + kTileQ * kTileK * 2 + 3 * kTileQ));
+  buf.resize(static_cast<size_t>(kTileQ * d.D + kTileQ * kTileK * 2 + kTileK + 3 * kTileQ));
   T* qs = buf.data();
   T* s = qs + kTileQ * d.D;
   T* th = s + kTileQ * kTileK;
-  T* m = th + kTileQ * kTileK;
+  T* z = th + kTileQ * kTileK;  // one row's s - max, for the entropy
+  T* m = z + kTileK;
   T* l = m + kTileQ;
   T* u = l + kTileQ;
   const T ninf = -std::numeric_limits<T>::infinity();
@@ -52,29 +53,22 @@ void forward_tile(const Ctx<T>& c, int64_t b, int64_t h, int64_t qt, T* out, T* 
       if constexpr (kScore == FlashScore::sigmoid) {
         for (int64_t x = 0; x < nk; ++x) row[x] = fn::sigmoid(row[x] + sig_bias);  // -inf -> 0
       } else {
-        T mx = m[r];
-        for (int64_t x = 0; x < nk; ++x) mx = std::max(mx, row[x]);
+        const T mx = lane_max(row, nk, m[r]);
         if (mx == ninf) {  // nothing visible yet: p = 0, nothing to rescale
           std::fill(row, row + nk, T(0));
           continue;
         }
         const T alpha = fn::exp_(m[r] - mx);  // 0 on the first visible tile (m = -inf)
-        T sum = 0;
         if (want_entropy) {
-          T us = 0;
-          for (int64_t x = 0; x < nk; ++x) {
-            const T z = row[x] - mx, e = fn::exp_(z);
-            us += e > T(0) ? e * z : T(0);  // masked keys: z = -inf, e = 0, no term
-            row[x] = e;
-            sum += e;
-          }
+          for (int64_t x = 0; x < nk; ++x) row[x] = fn::exp_(z[x] = row[x] - mx);
+          // A masked key has p = 0 and s - m = -inf: zero its term before the sum.
+          for (int64_t x = 0; x < nk; ++x) z[x] = row[x] > T(0) ? row[x] * z[x] : T(0);
+          T us = lane_sum<T>(nk, [&](int64_t x) { return z[x]; });
           u[r] = l[r] > T(0) ? alpha * (u[r] + (m[r] - mx) * l[r]) + us : us;
         } else {
-          for (int64_t x = 0; x < nk; ++x) {
-            row[x] = fn::exp_(row[x] - mx);
-            sum += row[x];
-          }
+          for (int64_t x = 0; x < nk; ++x) row[x] = fn::exp_(row[x] - mx);
         }
+        const T sum = lane_sum<T>(nk, [&](int64_t x) { return row[x]; });
         l[r] = alpha * l[r] + sum;
         m[r] = mx;
         if (alpha != T(1)) O.row(r) *= alpha;

@@ -76,6 +76,36 @@ inline TileKind classify(const FlashAttentionParams& p, int64_t pos0, int64_t po
   return all ? TileKind::full : TileKind::partial;
 }
 
+// Row reductions kept in 16 partial results: the compiler may not reorder one
+// running float sum into vector lanes (no -ffast-math), but it does vectorise
+// 16 independent ones. The order is fixed, so results stay deterministic.
+constexpr int64_t kLanes = 16;
+
+template <class T, class F>
+T lane_sum(int64_t n, F&& term) {
+  T acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += term(i + l);
+  T s = 0;
+  for (; i < n; ++i) s += term(i);
+  for (int64_t l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
+
+template <class T>
+T lane_max(const T* x, int64_t n, T init) {
+  T acc[kLanes];
+  std::fill(acc, acc + kLanes, init);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+  T m = init;
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  for (int64_t l = 0; l < kLanes; ++l) m = acc[l] > m ? acc[l] : m;
+  return m;
+}
+
 // The per-call constants of the kernel.
 template <class T>
 struct Ctx {

@@ -208,9 +208,7 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
       const T* pd = dout.data<T>();
 #pragma omp parallel for schedule(static) if (rows * d.Dv > kParallelGrain)
       for (int64_t r = 0; r < rows; ++r) {
-        T acc = 0;
-        for (int64_t x = 0; x < d.Dv; ++x) acc += pd[r * d.Dv + x] * po[r * d.Dv + x];
-        drow[static_cast<size_t>(r)] = acc;
+        drow[static_cast<size_t>(r)] = lane_sum<T>(d.Dv, [&](int64_t x) { return pd[r * d.Dv + x] * po[r * d.Dv + x]; });
       }
     }
     const BwdCtx<T> c{{d, &p, static_cast<T>(p.resolved_scale(d.D)), q.data<T>(), k.data<T>(), v.data<T>()},
