@@ -65,30 +65,65 @@ Var fused_layer(const Attention& a, const Var& x, int64_t pos0, const Tensor& k_
 }
 
 std::vector<AttnOptions> supported() {
-  return {opts(2, 2, PosKind::nope),
-          opts(4, 2, PosKind::rope),
-          opts(3, 1, PosKind::rope),
-          opts(2, 1, PosKind::rope, MaskKind::window, 4),
-          opts(4, 2, PosKind::nope, MaskKind::none)};
+  std::vector<AttnOptions> v = {opts(2, 2, PosKind::nope),
+                                opts(4, 2, PosKind::rope),
+                                opts(3, 1, PosKind::rope),
+                                opts(2, 1, PosKind::rope, MaskKind::window, 4),
+                                opts(4, 2, PosKind::nope, MaskKind::none)};
+  AttnOptions alibi = opts(4, 2, PosKind::alibi);
+  alibi.alibi_scale = 2.0;
+  v.push_back(alibi);
+  AttnOptions sinks = opts(2, 2, PosKind::rope, MaskKind::sinks, 3);
+  sinks.sink_tokens = 2;
+  v.push_back(sinks);
+  AttnOptions sigmoid = opts(2, 1, PosKind::alibi, MaskKind::window, 5);
+  sigmoid.score = ScoreKind::sigmoid;
+  sigmoid.train_len = 16;
+  sigmoid.softcap = 3.0;
+  sigmoid.scale = 0.4;
+  v.push_back(sigmoid);
+  return v;
 }
 
 std::string describe(const AttnOptions& o) {
   return detail::cat("H=", o.n_head, " Hkv=", o.n_kv_head, " pos=", pos_kind_name(o.pos), " mask=",
-                     mask_kind_name(o.mask), " window=", o.window);
+                     mask_kind_name(o.mask), " window=", o.window, " score=", score_kind_name(o.score),
+                     " softcap=", o.softcap);
 }
 
 }  // namespace
 
 TEST(FusedAttention, SupportsTheComposedPathsOptions) {
   for (const AttnOptions& o : supported()) EXPECT_TRUE(fused_supports(o)) << describe(o);
-  AttnOptions other = opts(2, 2, PosKind::rope);
-  other.kind = "linear";
-  EXPECT_FALSE(fused_supports(other));
-  try {
-    fused_params(other, 0);
-    ADD_FAILURE() << "fused_params accepted kind=linear";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("kind=linear"), std::string::npos) << e.what();
+  // Axes that act outside the scores do not matter to the kernel.
+  AttnOptions outside = opts(2, 2, PosKind::rope);
+  outside.out_gate = true;
+  outside.conv = 3;
+  outside.qk_norm = QKNormKind::rms;
+  EXPECT_TRUE(fused_supports(outside));
+  std::vector<std::pair<const char*, AttnOptions>> unsupported;
+  auto add = [&](const char* what, auto edit) {
+    AttnOptions o = opts(2, 2, PosKind::rope);
+    edit(o);
+    unsupported.emplace_back(what, o);
+  };
+  add("kind=diff", [](AttnOptions& o) { o.kind = "diff"; });
+  add("score=relu", [](AttnOptions& o) { o.score = ScoreKind::relu; });
+  add("score=softplus", [](AttnOptions& o) { o.score = ScoreKind::softplus; });
+  add("mask=strided", [](AttnOptions& o) { o.mask = MaskKind::strided; });
+  add("mask=fixed", [](AttnOptions& o) { o.mask = MaskKind::fixed; });
+  add("mask=moba", [](AttnOptions& o) { o.mask = MaskKind::moba; });
+  add("sink_kv=1", [](AttnOptions& o) { o.sink_kv = true; });
+  add("qk_norm=l2", [](AttnOptions& o) { o.qk_norm = QKNormKind::l2; });
+  add("length_scale=1", [](AttnOptions& o) { o.length_scale = true; });
+  for (auto& [what, o] : unsupported) {
+    EXPECT_FALSE(fused_supports(o)) << what;
+    try {
+      fused_params(o, 0);
+      ADD_FAILURE() << "fused_params accepted " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
   }
 }
 
@@ -102,6 +137,16 @@ TEST(FusedAttention, ParamsFollowTheOptions) {
   EXPECT_TRUE(p.alibi_slopes.empty());
   EXPECT_EQ(fused_params(opts(2, 2, PosKind::nope, MaskKind::none), 0).mask, FlashMask::none);
   EXPECT_EQ(fused_params(opts(2, 2, PosKind::nope), 0).mask, FlashMask::causal);
+  AttnOptions s = supported()[7];  // sigmoid, ALiBi, window, softcap, scale
+  p = fused_params(s, 0, {0.5, 0.25});
+  EXPECT_EQ(p.score, FlashScore::sigmoid);
+  EXPECT_DOUBLE_EQ(p.sigmoid_bias, -std::log(16.0));
+  EXPECT_DOUBLE_EQ(p.scale, 0.4);
+  EXPECT_DOUBLE_EQ(p.softcap, 3.0);
+  EXPECT_EQ(p.alibi_slopes, (std::vector<double>{0.5, 0.25}));
+  AttnOptions a = supported()[5];  // ALiBi, alibi_scale 2: default slopes, halved
+  EXPECT_EQ(fused_params(a, 0).alibi_slopes.size(), 4u);
+  EXPECT_DOUBLE_EQ(fused_params(a, 0).alibi_slopes[0], std::exp2(-2.0) / 2.0);
 }
 
 TEST(FusedAttention, LayerOutputAndGradientsMatchTheComposedPath) {
@@ -132,6 +177,7 @@ TEST(FusedAttention, LayerOutputAndGradientsMatchTheComposedPath) {
 // the cache position, and matches the layer's forward_step.
 TEST(FusedAttention, DecodeMatchesForwardStep) {
   for (const AttnOptions& o : supported()) {
+    if (!is_causal(o.mask)) continue;  // no cached decoding without a causal mask
     SCOPED_TRACE(describe(o));
     auto a = make_attention(kC, 0, o, true);
     a->to(DType::f64);
