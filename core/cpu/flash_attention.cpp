@@ -109,7 +109,8 @@ void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Fl
       // the tile products on the calling thread instead of forking per tile.
 #pragma omp parallel
       {
-        std::vector<T> buf;
+        // Per-thread scratch kept across calls: a training step allocates nothing.
+        thread_local std::vector<T> buf;
         // Causal tiles differ in work (later query tiles see more keys): dynamic.
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < tasks; ++t) {

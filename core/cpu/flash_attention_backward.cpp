@@ -37,12 +37,19 @@ struct BwdCtx : Ctx<T> {
   const T* do_rows(int64_t b, int64_t h, int64_t i0) const { return dout + this->row_index(b, h, i0) * this->d.Dv; }
 };
 
-// Per-thread scratch for one block.
+// Per-thread scratch for one block, kept across calls (thread_local) so a
+// training step allocates nothing.
 template <class T>
 struct Scratch {
-  std::vector<T> qs, s, th, dp;
-  explicit Scratch(const Dims& d)
-      : qs(static_cast<size_t>(kTileQ * d.D)), s(static_cast<size_t>(kTileQ * kTileK)), th(s.size()), dp(s.size()) {}
+  std::vector<T> qs, s, th, dp, dk_acc, dv_acc;
+  static Scratch& local(const Dims& d) {
+    thread_local Scratch sc;
+    sc.qs.resize(static_cast<size_t>(kTileQ * d.D));
+    for (auto* t : {&sc.s, &sc.th, &sc.dp}) t->resize(static_cast<size_t>(kTileQ * kTileK));
+    sc.dk_acc.resize(static_cast<size_t>(kTileK * d.D));
+    sc.dv_acc.resize(static_cast<size_t>(kTileK * d.Dv));
+    return sc;
+  }
 };
 
 // The block (query tile qt of head h, key tile kt): adds its terms to
@@ -110,8 +117,9 @@ void backward_per_kv_head(const BwdCtx<T>& c, T* dq, T* dk, T* dv) {
   const Dims& d = c.d;
 #pragma omp parallel
   {
-    Scratch<T> sc(d);
-    std::vector<T> dk_acc(static_cast<size_t>(kTileK * d.D)), dv_acc(static_cast<size_t>(kTileK * d.Dv));
+    Scratch<T>& sc = Scratch<T>::local(d);
+    std::vector<T>& dk_acc = sc.dk_acc;
+    std::vector<T>& dv_acc = sc.dv_acc;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.B * d.Hkv; ++task) {
       const int64_t b = task / d.Hkv, hk = task % d.Hkv, h0 = hk * d.G;
@@ -143,8 +151,9 @@ void backward_two_pass(const BwdCtx<T>& c, T* dq, T* dk, T* dv) {
   const Dims& d = c.d;
 #pragma omp parallel
   {
-    Scratch<T> sc(d);
-    std::vector<T> dk_acc(static_cast<size_t>(kTileK * d.D)), dv_acc(static_cast<size_t>(kTileK * d.Dv));
+    Scratch<T>& sc = Scratch<T>::local(d);
+    std::vector<T>& dk_acc = sc.dk_acc;
+    std::vector<T>& dv_acc = sc.dv_acc;
     // dQ: one task per (batch, head, query tile).
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.B * d.H * d.q_tiles(); ++task) {
