@@ -43,7 +43,10 @@ ATTNLAB_HOST_DEVICE float exp_(float x) {
 #else
   const float hi = 88.7228394f, lo = -87.3365478f;
   float xc = x > lo ? (x < 88.0f ? x : 88.0f) : lo;  // NaN -> lo: the int cast below stays defined
-  float n = ::floorf(xc * 1.44269504088896341f + 0.5f);
+  // n = round(x / ln2) by adding and removing 1.5 * 2^23 (exact for |n| < 2^22):
+  // gcc 12 will not vectorize floorf unless -fno-trapping-math, and a scalar
+  // floorf made the whole loop around exp_ scalar.
+  float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;

@@ -1,6 +1,7 @@
 #include "core/ops.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/cpu/cpu_ops.h"
 #ifdef ATTNLAB_HAS_CUDA
@@ -481,6 +482,88 @@ Tensor cumsum(const Tensor& x, int64_t dim, bool reverse) {
   Tensor out = Tensor::empty_like(x);
   ATTNLAB_DISPATCH_CPU(x.device(), cumsum, x, dim, reverse, out);
   return out;
+}
+
+// ---- fused attention ----
+
+namespace {
+
+// Shapes (q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv]) and parameters.
+void check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                     const FlashAttentionParams& p) {
+  check_float(op, q, "q");
+  check_float(op, k, "k");
+  check_float(op, v, "v");
+  check_same_device(op, q, k);
+  check_same_device(op, q, v);
+  check_same_dtype(op, q, k);
+  check_same_dtype(op, q, v);
+  auto shapes = [&] { return detail::cat("q ", q.str(), ", k ", k.str(), ", v ", v.str()); };
+  ATTNLAB_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op,
+                ": expected q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv], got ", shapes());
+  ATTNLAB_CHECK(q.size(0) == k.size(0) && q.size(0) == v.size(0), op, ": batch sizes differ: ", shapes());
+  ATTNLAB_CHECK(k.size(1) == v.size(1) && k.size(2) == v.size(2), op,
+                ": k and v differ in heads or length: ", shapes());
+  ATTNLAB_CHECK(q.size(3) == k.size(3), op, ": q and k head dims differ: ", shapes());
+  ATTNLAB_CHECK(q.size(3) > 0 && v.size(3) > 0, op, ": empty head dim: ", shapes());
+  ATTNLAB_CHECK(k.size(1) > 0 && q.size(1) % k.size(1) == 0, op, ": kv heads (", k.size(1),
+                ") must divide query heads (", q.size(1), "): ", shapes());
+  const bool windowed = p.mask == FlashMask::window || p.mask == FlashMask::sinks;
+  ATTNLAB_CHECK(!windowed || p.window > 0, op, ": mask ", flash_mask_name(p.mask), " needs window > 0, got ",
+                p.window);
+  ATTNLAB_CHECK(p.mask != FlashMask::sinks || p.sinks >= 0, op, ": sinks must be >= 0, got ", p.sinks);
+  ATTNLAB_CHECK(p.q_offset >= 0, op, ": q_offset must be >= 0, got ", p.q_offset);
+  ATTNLAB_CHECK(std::isfinite(p.scale) && p.scale >= 0, op, ": scale must be finite and >= 0 (0: 1/sqrt(D)), got ",
+                p.scale);
+  ATTNLAB_CHECK(std::isfinite(p.softcap) && p.softcap >= 0, op, ": softcap must be finite and >= 0 (0: off), got ",
+                p.softcap);
+  ATTNLAB_CHECK(p.alibi_slopes.empty() || static_cast<int64_t>(p.alibi_slopes.size()) == q.size(1), op, ": ",
+                p.alibi_slopes.size(), " ALiBi slopes for ", q.size(1), " query heads (", shapes(), ")");
+  for (double s : p.alibi_slopes) ATTNLAB_CHECK(std::isfinite(s), op, ": ALiBi slope ", s, " is not finite");
+  ATTNLAB_CHECK(std::isfinite(p.sigmoid_bias), op, ": sigmoid_bias must be finite, got ", p.sigmoid_bias);
+  ATTNLAB_CHECK(!p.entropy || p.score == FlashScore::softmax, op,
+                ": the entropy output needs the softmax score, got ", flash_score_name(p.score));
+}
+
+}  // namespace
+
+FlashAttentionOut flash_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const FlashAttentionParams& params) {
+  const char* op = "flash_attention";
+  check_attention(op, q, k, v, params);
+  const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), Dv = v.size(3);
+  FlashAttentionOut r;
+  r.out = Tensor::empty({B, H, Tq, Dv}, q.dtype(), q.device());
+  if (params.score == FlashScore::softmax) r.lse = Tensor::empty({B, H, Tq}, q.dtype(), q.device());
+  if (params.entropy) r.entropy = Tensor::empty({B, H, Tq}, q.dtype(), q.device());
+  ATTNLAB_DISPATCH_CPU(q.device(), flash_attention, q, k, v, params, r.out, r.lse.defined() ? &r.lse : nullptr,
+                       r.entropy.defined() ? &r.entropy : nullptr);
+  return r;
+}
+
+FlashAttentionGrads flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                             const FlashAttentionParams& params) {
+  const char* op = "flash_attention_backward";
+  check_attention(op, q, k, v, params);
+  const Shape out_shape{q.size(0), q.size(1), q.size(2), v.size(3)};
+  check_float(op, dout, "dout");
+  check_same_device(op, q, dout);
+  check_same_dtype(op, q, dout);
+  ATTNLAB_CHECK(dout.shape() == out_shape, op, ": dout ", dout.str(), " is not ", shape_str(out_shape),
+                " (q ", q.str(), ", v ", v.str(), ")");
+  if (params.score == FlashScore::softmax) {
+    check_float(op, out, "out");
+    check_like(op, dout, out);
+    check_float(op, lse, "lse");
+    check_same_device(op, q, lse);
+    check_same_dtype(op, q, lse);
+    ATTNLAB_CHECK(lse.shape() == Shape(out_shape.begin(), out_shape.end() - 1), op, ": lse ", lse.str(),
+                  " does not match out ", out.str());
+  }
+  FlashAttentionGrads g{Tensor::empty_like(q), Tensor::empty_like(k), Tensor::empty_like(v)};
+  ATTNLAB_DISPATCH_CPU(q.device(), flash_attention_backward, q, k, v, out, lse, dout, params, g.dq, g.dk, g.dv);
+  return g;
 }
 
 }  // namespace attnlab::ops

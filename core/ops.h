@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/attention_params.h"
 #include "core/functors.h"
 #include "core/tensor.h"
 
@@ -98,6 +99,26 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // Inclusive prefix sum along `dim`; `reverse` sums from the end (cumsum's adjoint).
 Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);
+
+// ---- fused attention (FlashAttention-style; parameters in core/attention_params.h) ----
+struct FlashAttentionOut {
+  Tensor out;      // [B, H, Tq, Dv]
+  Tensor lse;      // [B, H, Tq]: log-sum-exp of each row's scores, saved for backward
+                   // (-inf for a row that sees no key); undefined for the sigmoid score
+  Tensor entropy;  // [B, H, Tq] when params.entropy, else undefined
+};
+struct FlashAttentionGrads {
+  Tensor dq, dk, dv;
+};
+// q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv] with Hkv dividing H: query
+// head h reads kv head h / (H / Hkv). Never materialises a [Tq, Tk] matrix.
+FlashAttentionOut flash_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const FlashAttentionParams& params);
+// Gradients from the forward's inputs, its out and lse (lse and out unused, and
+// may be undefined, for the sigmoid score) and dout = d loss / d out.
+FlashAttentionGrads flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& out, const Tensor& lse, const Tensor& dout,
+                                             const FlashAttentionParams& params);
 
 }  // namespace attnlab::ops
 

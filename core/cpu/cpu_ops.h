@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/attention_params.h"
 #include "core/functors.h"
 #include "core/tensor.h"
 
@@ -51,6 +52,17 @@ void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dweight);
 void transpose(const Tensor& x, int64_t d0, int64_t d1, Tensor& out);
 void concat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
 void split(const Tensor& x, int64_t dim, std::vector<Tensor>& outs);
+
+// Fused attention (flash_attention*.cpp). lse and entropy may be null (sigmoid
+// score has no lse). The backward's schedule is a tuning knob: automatic picks
+// by the shape; the others exist so tests can check both.
+enum class FlashBackwardSchedule { automatic, per_kv_head, two_pass };
+void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const FlashAttentionParams& p,
+                     Tensor& out, Tensor* lse, Tensor* entropy);
+void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& lse, const Tensor& dout, const FlashAttentionParams& p, Tensor& dq,
+                              Tensor& dk, Tensor& dv,
+                              FlashBackwardSchedule schedule = FlashBackwardSchedule::automatic);
 
 }  // namespace attnlab::cpu
 
