@@ -110,7 +110,6 @@ Trainer::Trainer(Config cfg, TrainerOptions opts) : cfg_(std::move(cfg)), opts_(
   model_ = std::make_unique<GPT>(gcfg, static_cast<uint64_t>(cfg_.train.seed));
   key_dropout_by_rank(*model_, comm_->rank());
   NamedVars named = model_->named_parameters();
-  for (auto& [name, v] : named) params_.push_back(v);
   const OptimConfig oc = cfg_.optim;
   dp_ = std::make_unique<DataParallel>(
       comm_, named, make_param_groups(named, oc.weight_decay),
@@ -251,7 +250,7 @@ TrainSummary Trainer::run() {
       row["lr"] = st.lr;
       row["grad_norm"] = st.grad_norm;
       row["tokens_per_s"] = tok_s;
-      row["mfu"] = flops_per_token * tok_s / tc.peak_flops;
+      row["mfu"] = flops_per_token * tok_s / (tc.peak_flops * comm_->size());
       if (eval_now) row["val_loss"] = val_loss;
       metrics->write(row);
     }

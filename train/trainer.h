@@ -75,7 +75,6 @@ class Trainer {
   std::unique_ptr<DataParallel> dp_;
   LRSchedule schedule_;
   std::unique_ptr<TokenLoader> train_loader_, val_loader_;
-  std::vector<Var> params_;
   int64_t step_ = 0;
   bool resumed_ = false;
   bool grads_ready_ = false;
