@@ -7,7 +7,10 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "core/comm/communicator.h"
 
