@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/comm/world.h"
 #include "core/error.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
@@ -65,21 +66,36 @@ int cmd_train(std::vector<std::string> args) {
   opts.quiet = vm["quiet"].as<bool>();
   opts.stop_after = vm["stop_after"].as<int64_t>();
   ATTNLAB_CHECK(opts.stop_after >= 0, "--stop_after ", opts.stop_after, ": expected >= 0");
-  std::unique_ptr<Trainer> trainer;
-  if (vm.count("resume")) {
-    ATTNLAB_CHECK(!vm.count("config"), "--resume takes its config from the run's checkpoint; drop ",
-                  vm["config"].as<std::string>());
-    trainer = Trainer::resume(vm["resume"].as<std::string>(), overrides, opts);
-  } else {
-    ATTNLAB_CHECK(vm.count("config"), "no config file given (usage: attnlab train CONFIG.ini)");
-    trainer = std::make_unique<Trainer>(load_config(vm["config"].as<std::string>(), overrides), opts);
+  // A rank that fails ends the whole job with its message; the others would
+  // otherwise wait in their next collective.
+  try {
+    std::unique_ptr<Trainer> trainer;
+    if (vm.count("resume")) {
+      ATTNLAB_CHECK(!vm.count("config"), "--resume takes its config from the run's checkpoint; drop ",
+                    vm["config"].as<std::string>());
+      trainer = Trainer::resume(vm["resume"].as<std::string>(), overrides, opts);
+    } else {
+      ATTNLAB_CHECK(vm.count("config"), "no config file given (usage: attnlab train CONFIG.ini)");
+      trainer = std::make_unique<Trainer>(load_config(vm["config"].as<std::string>(), overrides), opts);
+    }
+    const bool rank0 = trainer->comm().rank() == 0;
+    if (rank0)
+      std::printf("attnlab train: %lld parameters, %d rank%s (%s), run dir %s\n",
+                  static_cast<long long>(trainer->model().num_parameters()), trainer->comm().size(),
+                  trainer->comm().size() > 1 ? "s" : "", trainer->comm().backend().c_str(),
+                  trainer->config().train.out_dir.c_str());
+    TrainSummary s = trainer->run();
+    if (!rank0) return 0;
+    std::printf("attnlab train: %lld steps, final loss %.4f", static_cast<long long>(s.steps), s.last_loss);
+    if (!std::isnan(s.last_val_loss)) std::printf(", val loss %.4f", s.last_val_loss);
+    std::printf(", %.0f tok/s; checkpoint %s/ckpt.h5\n", s.tokens_per_s, s.run_dir.c_str());
+  } catch (const Error& e) {
+    abort_job_if_distributed(e.what());
+    throw;
+  } catch (const std::exception& e) {
+    abort_job_if_distributed(detail::cat("internal error: ", e.what()));
+    throw;
   }
-  std::printf("attnlab train: %lld parameters, run dir %s\n",
-              static_cast<long long>(trainer->model().num_parameters()), trainer->config().train.out_dir.c_str());
-  TrainSummary s = trainer->run();
-  std::printf("attnlab train: %lld steps, final loss %.4f", static_cast<long long>(s.steps), s.last_loss);
-  if (!std::isnan(s.last_val_loss)) std::printf(", val loss %.4f", s.last_val_loss);
-  std::printf(", %.0f tok/s; checkpoint %s/ckpt.h5\n", s.tokens_per_s, s.run_dir.c_str());
   return 0;
 }
 

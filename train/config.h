@@ -114,6 +114,10 @@ struct TrainConfig {
   double peak_flops = 0;
   int threads = 0;
   bool attn_entropy = false;
+  std::string dist;  // data parallelism: auto|none|mpi|nccl
+  double bucket_mb = 0;
+  bool zero1 = false;
+  double comm_timeout = 0;
   bool operator==(const TrainConfig&) const = default;
 };
 

@@ -176,6 +176,13 @@ const Section<TrainConfig>& train_section() {
           {"peak_flops", &T::peak_flops, "1e11", "peak FLOP/s of the device, the roof for MFU", above(0)},
           {"threads", &T::threads, "0", "CPU threads; 0 = all cores", at_least(0)},
           {"attn_entropy", &T::attn_entropy, "false", "log per-layer, per-head attention entropy at evals"},
+          {"dist", &T::dist, "auto",
+           "data-parallel backend (auto = mpi when started by mpirun/srun, nccl for CUDA; none = one process)",
+           one_of("auto|none|mpi|nccl")},
+          {"bucket_mb", &T::bucket_mb, "25", "data parallel: MiB of gradients per all-reduce bucket", above(0)},
+          {"zero1", &T::zero1, "false", "data parallel: shard the optimizer state across ranks (ZeRO-1)"},
+          {"comm_timeout", &T::comm_timeout, "600",
+           "data parallel: seconds a collective may wait before the job fails; 0 = forever", at_least(0)},
       }};
   return s;
 }

@@ -8,11 +8,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "autograd/functions.h"
+#include "core/comm/world.h"
 #include "data/file_io.h"
 #include "optim/adamw.h"
-#include "optim/clip.h"
 #include "optim/sgd.h"
 #include "train/model_config.h"
 #include "train/progress.h"
@@ -23,7 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& o, const NamedVars& params) {
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& o, std::vector<ParamGroup> groups) {
   if (o.name == "adamw") {
     AdamWOptions a;
     a.lr = o.lr;
@@ -31,13 +32,30 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& o, const NamedVars&
     a.beta2 = o.beta2;
     a.eps = o.eps;
     a.weight_decay = o.weight_decay;
-    return std::make_unique<AdamW>(params, a);
+    return std::make_unique<AdamW>(std::move(groups), a);
   }
   SGDOptions s;
   s.lr = o.lr;
   s.momentum = o.momentum;
   s.weight_decay = o.weight_decay;
-  return std::make_unique<SGD>(params, s);
+  return std::make_unique<SGD>(std::move(groups), s);
+}
+
+// Ranks started with different configs (overrides) would train different
+// models: every rank compares a hash of its resolved config with the others'.
+void check_same_config(Communicator& comm, const Config& cfg) {
+  if (comm.size() == 1) return;
+  const double h = static_cast<double>(std::hash<std::string>{}(resolved_ini(cfg)) >> 12);  // exact in a double
+  ATTNLAB_CHECK(comm.sum(h) == h * comm.size(), "the resolved config differs between ranks (same file and ",
+                "--section.key overrides on every rank?)");
+}
+
+// Rank 0 keeps the run's dropout stream (the one checkpoints record); other
+// ranks draw their own masks from a stream keyed by their rank.
+void key_dropout_by_rank(GPT& model, int rank) {
+  if (rank == 0) return;
+  Generator& g = model.dropout_generator();
+  g.set_state(g.seed() ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(rank)), g.offset());
 }
 
 LRSchedule make_schedule(const Config& cfg) {
@@ -59,8 +77,11 @@ void check_supported_runtime(const Config& cfg) {
                 ": bf16 mixed precision needs the CUDA backend; use fp32 on the CPU");
 }
 
-std::unique_ptr<TokenLoader> make_loader(const Config& cfg, const std::string& path, LoaderMode mode) {
+std::unique_ptr<TokenLoader> make_loader(const Config& cfg, const std::string& path, LoaderMode mode,
+                                         const Communicator& comm) {
   LoaderOptions o;
+  o.rank = comm.rank();
+  o.world_size = comm.size();
   o.batch = cfg.data.batch_size;
   o.seq_len = cfg.data.seq_len;
   o.seed = static_cast<uint64_t>(cfg.train.seed);
@@ -81,15 +102,22 @@ std::unique_ptr<TokenLoader> make_loader(const Config& cfg, const std::string& p
 Trainer::Trainer(Config cfg, TrainerOptions opts) : cfg_(std::move(cfg)), opts_(opts) {
   require(cfg_, "data.train");
   check_supported_runtime(cfg_);
+  comm_ = opts_.comm ? opts_.comm
+                     : world_communicator(cfg_.train.dist, Device::parse(cfg_.train.device), cfg_.train.comm_timeout);
+  check_same_config(*comm_, cfg_);
   if (cfg_.train.threads > 0) omp_set_num_threads(cfg_.train.threads);
   GPTConfig gcfg = gpt_config_from(cfg_);
   model_ = std::make_unique<GPT>(gcfg, static_cast<uint64_t>(cfg_.train.seed));
+  key_dropout_by_rank(*model_, comm_->rank());
   NamedVars named = model_->named_parameters();
-  for (auto& [name, v] : named) params_.push_back(v);
-  optim_ = make_optimizer(cfg_.optim, named);
+  const OptimConfig oc = cfg_.optim;
+  dp_ = std::make_unique<DataParallel>(
+      comm_, named, make_param_groups(named, oc.weight_decay),
+      [oc](std::vector<ParamGroup> groups) { return make_optimizer(oc, std::move(groups)); },
+      DataParallelOptions{cfg_.train.bucket_mb, cfg_.train.zero1});
   schedule_ = make_schedule(cfg_);
-  train_loader_ = make_loader(cfg_, cfg_.data.train, LoaderMode::train);
-  if (!cfg_.data.val.empty()) val_loader_ = make_loader(cfg_, cfg_.data.val, LoaderMode::val);
+  train_loader_ = make_loader(cfg_, cfg_.data.train, LoaderMode::train, *comm_);
+  if (!cfg_.data.val.empty()) val_loader_ = make_loader(cfg_, cfg_.data.val, LoaderMode::val, *comm_);
   run_dir_ = cfg_.train.out_dir;
 }
 
@@ -112,22 +140,24 @@ void Trainer::restore(const Checkpoint& ckpt) {
     return it->second;
   };
   model_->load_state_dict(ckpt.params);
-  optim_->load_state(ckpt.optim, meta("optim_step"));
+  dp_->load_optimizer_state(ckpt.optim, meta("optim_step"));
   step_ = meta("step");
   train_loader_->set_state({static_cast<uint64_t>(meta("loader_seed")), static_cast<uint64_t>(meta("loader_offset")),
                             static_cast<uint64_t>(meta("loader_position"))});
   model_->dropout_generator().set_state(static_cast<uint64_t>(meta("dropout_seed")),
                                         static_cast<uint64_t>(meta("dropout_offset")));
+  key_dropout_by_rank(*model_, comm_->rank());
   resumed_ = true;
 }
 
 void Trainer::save(const std::string& path) const {
   Checkpoint ckpt;
   ckpt.params = model_->state_dict();
-  ckpt.optim = optim_->state();
+  ckpt.optim = dp_->optimizer_state();
+  if (comm_->rank() != 0) return;
   LoaderState ls = train_loader_->state();
   ckpt.meta = {{"step", step_},
-               {"optim_step", optim_->step_count()},
+               {"optim_step", dp_->step_count()},
                {"loader_seed", static_cast<int64_t>(ls.seed)},
                {"loader_offset", static_cast<int64_t>(ls.offset)},
                {"loader_position", static_cast<int64_t>(ls.position)},
@@ -139,25 +169,28 @@ void Trainer::save(const std::string& path) const {
 
 StepStats Trainer::train_step() {
   if (!grads_ready_) {
-    optim_->zero_grad();  // gradient buffers exist from the first step on
+    dp_->zero_grad();  // gradient buffers exist from the first step on
     grads_ready_ = true;
   }
   StepStats st;
   st.lr = schedule_.lr_at(step_);
-  optim_->set_lr(st.lr);
+  dp_->set_lr(st.lr);
   model_->train();
   int accum = cfg_.train.grad_accum;
   for (int micro = 0; micro < accum; ++micro) {
     Batch b = train_loader_->next();
     Var loss = model_->loss(b.x, b.y);
     st.loss += loss.data().item<double>() / accum;
+    dp_->prepare_backward(micro == accum - 1);
     (accum == 1 ? loss : ag::scale(loss, 1.0 / accum)).backward();
   }
-  st.grad_norm = cfg_.optim.grad_clip > 0 ? clip_grad_norm(params_, cfg_.optim.grad_clip) : grad_norm(params_);
+  dp_->finish_backward();
+  st.loss = comm_->mean(st.loss);
+  st.grad_norm = dp_->clip_grad_norm(cfg_.optim.grad_clip);
   ATTNLAB_CHECK(std::isfinite(st.loss), "training diverged at step ", step_ + 1, ": loss = ", st.loss,
                 " (try a lower optim.lr or a warmup)");
-  optim_->step();
-  optim_->zero_grad();
+  dp_->step();
+  dp_->zero_grad();
   ++step_;
   return st;
 }
@@ -174,19 +207,23 @@ double Trainer::evaluate() {
     total += model_->loss(b.x, b.y).data().item<double>();
   }
   model_->train();
-  return total / n;
+  return comm_->mean(total / n);
 }
 
 TrainSummary Trainer::run() {
   const TrainConfig& tc = cfg_.train;
-  fs::create_directories(run_dir_);
-  write_file_atomic((fs::path(run_dir_) / "config.ini").string(), resolved_ini(cfg_));
-  MetricsWriter metrics((fs::path(run_dir_) / "metrics.jsonl").string(), resumed_ ? step_ : -1);
+  const bool rank0 = comm_->rank() == 0;
+  std::unique_ptr<MetricsWriter> metrics;
+  if (rank0) {
+    fs::create_directories(run_dir_);
+    write_file_atomic((fs::path(run_dir_) / "config.ini").string(), resolved_ini(cfg_));
+    metrics = std::make_unique<MetricsWriter>((fs::path(run_dir_) / "metrics.jsonl").string(), resumed_ ? step_ : -1);
+  }
   std::string ckpt_path = (fs::path(run_dir_) / "ckpt.h5").string();
-  Progress progress(tc.steps, opts_.quiet);
+  Progress progress(tc.steps, opts_.quiet || !rank0);
 
   const double tokens_per_step =
-      static_cast<double>(cfg_.data.batch_size) * cfg_.data.seq_len * tc.grad_accum;
+      static_cast<double>(cfg_.data.batch_size) * cfg_.data.seq_len * tc.grad_accum * comm_->size();
   const double flops_per_token = model_->flops_per_token(cfg_.data.seq_len);
   TrainSummary summary;
   summary.run_dir = run_dir_;
@@ -206,16 +243,18 @@ TrainSummary Trainer::run() {
     if (eval_now) summary.last_val_loss = val_loss;
     double tok_s = tokens_per_step * window_steps / window_time;
     bool log_now = step_ % tc.log_every == 0 || step_ == tc.steps || eval_now;
-    if (log_now) {
+    if (log_now && rank0) {
       Json row = Json::object();
       row["step"] = step_;
       row["loss"] = window_loss / window_steps;
       row["lr"] = st.lr;
       row["grad_norm"] = st.grad_norm;
       row["tokens_per_s"] = tok_s;
-      row["mfu"] = flops_per_token * tok_s / tc.peak_flops;
+      row["mfu"] = flops_per_token * tok_s / (tc.peak_flops * comm_->size());
       if (eval_now) row["val_loss"] = val_loss;
-      metrics.write(row);
+      metrics->write(row);
+    }
+    if (log_now) {
       summary.tokens_per_s = tok_s;
       window_loss = window_time = 0;
       window_steps = 0;
@@ -224,6 +263,7 @@ TrainSummary Trainer::run() {
     if ((tc.ckpt_every > 0 && step_ % tc.ckpt_every == 0) || step_ == last_step) save(ckpt_path);
   }
   progress.finish();
+  comm_->barrier();  // every rank returns once the checkpoint is on disk
   summary.steps = step_;
   // One object with the run's outcome, for ablation tables.
   Json out = Json::object();
@@ -232,7 +272,7 @@ TrainSummary Trainer::run() {
   out["loss"] = summary.last_loss;
   if (!std::isnan(summary.last_val_loss)) out["val_loss"] = summary.last_val_loss;
   out["tokens_per_s"] = summary.tokens_per_s;
-  write_file_atomic((fs::path(run_dir_) / "summary.json").string(), out.dump(2) + "\n");
+  if (rank0) write_file_atomic((fs::path(run_dir_) / "summary.json").string(), out.dump(2) + "\n");
   return summary;
 }
 

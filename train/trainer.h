@@ -6,12 +6,13 @@
 #include <memory>
 #include <string>
 
+#include "core/comm/communicator.h"
 #include "data/loader.h"
 #include "layers/gpt.h"
-#include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "train/ddp.h"
 #include "train/metrics.h"
 
 namespace attnlab {
@@ -33,8 +34,13 @@ struct StepStats {
 struct TrainerOptions {
   bool quiet = false;      // no console progress (tests)
   int64_t stop_after = 0;  // stop (with a checkpoint) after this step, to resume later; 0 = run to train.steps
+  // The ranks of a data-parallel run; null: the world communicator of train.dist.
+  std::shared_ptr<Communicator> comm = nullptr;
 };
 
+// Data parallel (train/ddp.h): every rank constructs a Trainer with the same
+// config and calls run(); data.batch_size is per rank, losses and gradients are
+// averaged over ranks, and rank 0 alone writes metrics, checkpoints and progress.
 class Trainer {
  public:
   // Validates everything (config, model, shards) before creating the run dir.
@@ -48,11 +54,14 @@ class Trainer {
   // One optimizer step (all micro-batches, clip, update); run() is a loop of these.
   StepStats train_step();
 
-  // Mean loss over train.eval_batches validation batches (the same ones every time).
+  // Mean loss over train.eval_batches validation batches (the same ones every
+  // time), over all ranks: a collective.
   double evaluate();
   GPT& model() { return *model_; }
+  Communicator& comm() const { return *comm_; }
   int64_t step() const { return step_; }
   const Config& config() const { return cfg_; }
+  // A collective (the ZeRO-1 state is gathered); rank 0 writes the file.
   void save(const std::string& path) const;
 
  private:
@@ -61,11 +70,11 @@ class Trainer {
   Config cfg_;
   TrainerOptions opts_;
   std::string run_dir_;
+  std::shared_ptr<Communicator> comm_;
   std::unique_ptr<GPT> model_;
-  std::unique_ptr<Optimizer> optim_;
+  std::unique_ptr<DataParallel> dp_;
   LRSchedule schedule_;
   std::unique_ptr<TokenLoader> train_loader_, val_loader_;
-  std::vector<Var> params_;
   int64_t step_ = 0;
   bool resumed_ = false;
   bool grads_ready_ = false;
