@@ -209,21 +209,22 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
       for (Tensor* t : {&dq, &dk, &dv}) std::fill(t->data<T>(), t->data<T>() + t->numel(), T(0));
       return;
     }
-    std::vector<T> drow;
+    // D_i = rowsum(dO o O), from the caching allocator (no system allocation per step).
+    Tensor drow;
     if (p.score == FlashScore::softmax) {
       const int64_t rows = d.B * d.H * d.Tq;
-      drow.resize(static_cast<size_t>(rows));
+      drow = Tensor::empty({rows}, q.dtype());
+      T* pr = drow.data<T>();
       const T* po = out.data<T>();
       const T* pd = dout.data<T>();
 #pragma omp parallel for schedule(static) if (rows * d.Dv > kParallelGrain)
-      for (int64_t r = 0; r < rows; ++r) {
-        drow[static_cast<size_t>(r)] = lane_sum<T>(d.Dv, [&](int64_t x) { return pd[r * d.Dv + x] * po[r * d.Dv + x]; });
-      }
+      for (int64_t r = 0; r < rows; ++r)
+        pr[r] = lane_sum<T>(d.Dv, [&](int64_t x) { return pd[r * d.Dv + x] * po[r * d.Dv + x]; });
     }
     const BwdCtx<T> c{{d, &p, static_cast<T>(p.resolved_scale(d.D)), q.data<T>(), k.data<T>(), v.data<T>()},
                       p.score == FlashScore::softmax ? lse.data<T>() : nullptr,
                       dout.data<T>(),
-                      drow.data()};
+                      drow.defined() ? drow.data<T>() : nullptr};
     bool per_kv = schedule == FlashBackwardSchedule::per_kv_head ||
                   (schedule == FlashBackwardSchedule::automatic && prefer_per_kv_head(d));
     auto run = [&]<FlashScore kScore>() {
