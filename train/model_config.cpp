@@ -68,6 +68,7 @@ AttnOptions attn_options_from(const AttnConfig& a, const ModelConfig& m, int64_t
   if (std::find(kinds.begin(), kinds.end(), a.kind) == kinds.end()) not_available(a, "kind", a.kind);
   AttnOptions o;
   o.kind = a.kind;
+  o.impl = parse_attn_impl(a.impl);
   o.n_head = a.n_head;
   o.n_kv_head = a.n_kv_head;
   o.n_q_head = a.n_q_head == a.n_head ? 0 : a.n_q_head;

@@ -34,6 +34,13 @@ ScoreKind parse_score_kind(const std::string& name) {
   throw Error(detail::cat("attention: unknown score '", name, "' (expected softmax, sigmoid, relu or softplus)"));
 }
 
+AttnImpl parse_attn_impl(const std::string& name) {
+  if (name == "auto") return AttnImpl::automatic;
+  if (name == "fused") return AttnImpl::fused;
+  if (name == "reference") return AttnImpl::reference;
+  throw Error(detail::cat("attention: unknown impl '", name, "' (expected auto, fused or reference)"));
+}
+
 QKNormKind parse_qk_norm_kind(const std::string& name) {
   if (name == "none") return QKNormKind::none;
   if (name == "rms") return QKNormKind::rms;

@@ -28,6 +28,11 @@ enum class QKNormKind { none, rms, l2, layer };
 PosKind parse_pos_kind(const std::string& name);      // rope | nope | alibi
 MaskKind parse_mask_kind(const std::string& name);    // causal | window | none | sinks | strided | fixed | moba
 ScoreKind parse_score_kind(const std::string& name);  // softmax | sigmoid | relu | softplus
+// Which computation runs the attention: the fused kernel where it covers the
+// options (automatic), always the fused kernel (an error where it cannot), or the
+// composed reference path built from autograd primitives.
+enum class AttnImpl { automatic, fused, reference };
+AttnImpl parse_attn_impl(const std::string& name);  // auto | fused | reference
 QKNormKind parse_qk_norm_kind(const std::string& name);  // none | rms | l2 | layer
 const char* pos_kind_name(PosKind k);
 const char* mask_kind_name(MaskKind k);
@@ -36,6 +41,7 @@ const char* qk_norm_kind_name(QKNormKind k);
 
 struct AttnOptions {
   std::string kind = "softmax";  // a name in the attention registry (layers/attention/registry.h)
+  AttnImpl impl = AttnImpl::automatic;
 
   // ---- heads ----
   int64_t n_head = 0;     // 0: the model's n_head. After resolve: the query heads computed

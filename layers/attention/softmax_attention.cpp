@@ -1,5 +1,7 @@
 #include "layers/attention/softmax_attention.h"
 
+#include "layers/attention/fused.h"
+
 #include <cmath>
 
 #include "autograd/functions.h"
@@ -32,6 +34,10 @@ SoftmaxAttention::SoftmaxAttention(int64_t d_model, const AttnOptions& resolved,
   wk_ = register_module("wk", std::make_shared<Linear>(d_model, Hkv * D, bias));
   wv_ = register_module("wv", std::make_shared<Linear>(d_model, Hkv * D, bias));
   wo_ = register_module("wo", std::make_shared<Linear>(H * D, d_model, bias));
+  ATTNLAB_CHECK(o.impl != AttnImpl::fused || fused_supports(o), "attention: impl = fused does not cover kind ", o.kind,
+                " with these axes (score ", score_kind_name(o.score), ", mask ", mask_kind_name(o.mask),
+                "); use impl = auto or reference");
+  fused_ = o.impl == AttnImpl::fused || (o.impl == AttnImpl::automatic && fused_supports(o));
   if (o.conv > 0) {
     q_conv_ = register_module("q_conv", std::make_shared<ShortConv>(H * D, o.conv));
     k_conv_ = register_module("k_conv", std::make_shared<ShortConv>(Hkv * D, o.conv));
@@ -195,7 +201,8 @@ Var SoftmaxAttention::weights(const Heads& h) {
 Var SoftmaxAttention::attend(const Heads& h, const Var& x) {
   (void)x;
   const int64_t B = h.q.size(0), H = opts_.n_head, T = h.q.size(2), D = h.v.size(3);
-  Var o = ag::reshape(ag::matmul(weights(h), h.v), {B, H, T, D});
+  Var o = fused_ ? fused_attention(h.q, h.k, h.v, opts_, h.pos0, opts_.pos == PosKind::alibi ? slopes_ : std::vector<double>{})
+                 : ag::reshape(ag::matmul(weights(h), h.v), {B, H, T, D});
   if (out_norm_) o = out_norm_->forward(o);
   return merge_heads(o);
 }

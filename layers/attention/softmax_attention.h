@@ -93,6 +93,7 @@ class SoftmaxAttention : public Attention {
   Var qk_scale_, sink_k_, sink_v_;
   std::unique_ptr<RopeTable> rope_;
   std::vector<double> slopes_;
+  bool fused_ = false;  // attend() runs the fused kernel (attn.impl)
   int64_t mask_T_ = -1, bias_T_ = -1;
   Tensor mask_, bias_;
 };

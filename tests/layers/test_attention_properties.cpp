@@ -131,6 +131,7 @@ TEST(AttentionProperties, SinksWithoutSinkTokensAreTheWindow) {
 
 TEST(AttentionProperties, MobaWithAllBlocksIsCausal) {
   AttnOptions c = base();
+  c.impl = AttnImpl::reference;  // bit-exact comparison of two composed masks
   auto a = make(c, 11);
   Tensor x = randn({2, 8, kC}, 12);
   Tensor y = a->forward(Var(x)).data();

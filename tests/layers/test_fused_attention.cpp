@@ -93,6 +93,11 @@ std::string describe(const AttnOptions& o) {
 
 }  // namespace
 
+static AttnOptions reference_impl(AttnOptions o) {
+  o.impl = AttnImpl::reference;
+  return o;
+}
+
 TEST(FusedAttention, SupportsTheComposedPathsOptions) {
   for (const AttnOptions& o : supported()) EXPECT_TRUE(fused_supports(o)) << describe(o);
   // Axes that act outside the scores do not matter to the kernel.
@@ -153,7 +158,7 @@ TEST(FusedAttention, LayerOutputAndGradientsMatchTheComposedPath) {
   uint64_t seed = 1;
   for (const AttnOptions& o : supported()) {
     SCOPED_TRACE(describe(o));
-    auto a = make_attention(kC, 0, o, true);
+    auto a = make_attention(kC, 0, reference_impl(o), true);  // the composed path as the oracle
     a->to(DType::f64);
     randomize(*a, seed++);
     Tensor x = randn({2, 9, kC}, seed++);
@@ -179,7 +184,7 @@ TEST(FusedAttention, DecodeMatchesForwardStep) {
   for (const AttnOptions& o : supported()) {
     if (!is_causal(o.mask)) continue;  // no cached decoding without a causal mask
     SCOPED_TRACE(describe(o));
-    auto a = make_attention(kC, 0, o, true);
+    auto a = make_attention(kC, 0, reference_impl(o), true);  // the composed path as the oracle
     a->to(DType::f64);
     randomize(*a, 5);
     Tensor x = randn({2, 8, kC}, 6);
@@ -192,4 +197,28 @@ TEST(FusedAttention, DecodeMatchesForwardStep) {
       EXPECT_LT(max_abs_diff(got, want), 1e-12) << "at position " << pos0;
     }
   }
+}
+
+// attn.impl: auto takes the kernel where it covers the options, reference never
+// does, and fused refuses what it cannot compute.
+TEST(FusedAttention, ImplSwitch) {
+  AttnOptions o = supported().front();
+  Tensor x = randn({2, 9, kC}, 99);
+  auto ref = make_attention(kC, 0, reference_impl(o), true);
+  ref->to(DType::f64);
+  randomize(*ref, 98);
+  AttnOptions a = o;
+  a.impl = AttnImpl::automatic;
+  auto fused = make_attention(kC, 0, a, true);
+  fused->to(DType::f64);
+  fused->load_state_dict(ref->state_dict());
+  Tensor y_ref = ref->forward(Var(x)).data(), y_fused = fused->forward(Var(x)).data();
+  EXPECT_GT(max_abs_diff(y_fused, y_ref), 0.0);  // a different summation order: the kernel ran
+  EXPECT_LT(max_abs_diff(y_fused, y_ref), 1e-5);
+  AttnOptions bad = o;
+  bad.impl = AttnImpl::fused;
+  bad.mask = MaskKind::moba, bad.moba_block = 2, bad.moba_topk = 1;
+  EXPECT_THROW(make_attention(kC, 0, bad, true), Error);
+  bad.impl = AttnImpl::automatic;
+  EXPECT_NO_THROW(make_attention(kC, 0, bad, true));  // falls back to the composed path
 }
