@@ -96,7 +96,7 @@ NcclCommunicator::NcclCommunicator(int rank, int size, const ncclUniqueId& id, i
 
 NcclCommunicator::~NcclCommunicator() {
   if (comm_) {
-    cuda::DeviceGuard guard(device_);
+    cudaSetDevice(device_);  // unchecked: a destructor must not throw (it may run at exit)
     // Flush what is queued, but never wait long on a peer that is gone.
     ncclResult_t state = ncclCommFinalize(comm_);
     const auto start = clock::now();
