@@ -22,27 +22,6 @@ namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-struct Args {
-  int rounds = 5;
-  double min_time = 0.3;
-  std::string filter;
-};
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s.rfind("--rounds=", 0) == 0) a.rounds = std::max(1, std::atoi(s.c_str() + 9));
-    else if (s.rfind("--min-time=", 0) == 0) a.min_time = std::atof(s.c_str() + 11);
-    else if (s.rfind("--filter=", 0) == 0) a.filter = s.substr(9);
-    else {
-      std::fprintf(stderr, "usage: bench_kernels [--rounds=N] [--min-time=SECONDS] [--filter=TEXT]\n");
-      std::exit(2);
-    }
-  }
-  return a;
-}
-
 Tensor rand(const Shape& s, uint64_t seed, double lo = -1.0, double hi = 1.0) {
   Tensor t = Tensor::empty(s, DType::f32);
   ops::uniform(t, seed, 0, lo, hi);
@@ -130,7 +109,7 @@ std::string shape2(int64_t r, int64_t c) {
 }
 
 int run(int argc, char** argv) {
-  Args args = parse(argc, argv);
+  Args args = parse_args(argc, argv, "bench_kernels");
   print_header("bench_kernels: memory-bound and fused kernels, f32, GB/s of minimum traffic");
   const double cache_limit = 24 * kMiB;  // below ~3/4 of the 32 MiB L3: cache roof
   std::vector<Kernel> dram_roofs, cache_roofs, ks;

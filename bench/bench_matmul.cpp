@@ -63,29 +63,8 @@ void openblas_gemm(const Case& c, const float* a, const float* b, float* out, in
 }
 #endif
 
-struct Args {
-  int rounds = 5;
-  double min_time = 0.3;
-  std::string filter;
-};
-
-Args parse(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s.rfind("--rounds=", 0) == 0) a.rounds = std::max(1, std::atoi(s.c_str() + 9));
-    else if (s.rfind("--min-time=", 0) == 0) a.min_time = std::atof(s.c_str() + 11);
-    else if (s.rfind("--filter=", 0) == 0) a.filter = s.substr(9);
-    else {
-      std::fprintf(stderr, "usage: bench_matmul [--rounds=N] [--min-time=SECONDS] [--filter=TEXT]\n");
-      std::exit(2);
-    }
-  }
-  return a;
-}
-
 int run(int argc, char** argv) {
-  Args args = parse(argc, argv);
+  Args args = parse_args(argc, argv, "bench_matmul");
   print_header("bench_matmul: f32 GEMM, attnlab::ops::matmul (Eigen) vs OpenBLAS cblas_sgemm");
   const int threads = omp_get_max_threads();
 

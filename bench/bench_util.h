@@ -19,6 +19,28 @@
 
 namespace attnlab::bench {
 
+// The common command line: --rounds=N --min-time=SECONDS --filter=TEXT.
+struct Args {
+  int rounds = 5;
+  double min_time = 0.3;
+  std::string filter;
+};
+
+inline Args parse_args(int argc, char** argv, const char* program) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s.rfind("--rounds=", 0) == 0) a.rounds = std::max(1, std::atoi(s.c_str() + 9));
+    else if (s.rfind("--min-time=", 0) == 0) a.min_time = std::atof(s.c_str() + 11);
+    else if (s.rfind("--filter=", 0) == 0) a.filter = s.substr(9);
+    else {
+      std::fprintf(stderr, "usage: %s [--rounds=N] [--min-time=SECONDS] [--filter=TEXT]\n", program);
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
 inline double now_s() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
