@@ -1,5 +1,6 @@
 #include "autograd/functions.h"
 
+#include "autograd/autocast.h"
 #include "core/ops.h"
 
 namespace attnlab::ag {
@@ -9,26 +10,34 @@ bool needs(const Var& v) { return v.requires_grad(); }
 }  // namespace
 
 // C = op(A) op(B); for each transpose case the adjoint is again a product.
+// Under autocast (autograd/autocast.h) f32 operands and the incoming gradient
+// are rounded to bf16 and every product accumulates in f32.
 Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
   Tensor A = a.data(), B = b.data();
   bool shared_b = B.dim() == 2 && A.dim() > 2;
   ATTNLAB_CHECK(!(shared_b && ta), "matmul: a transposed batched a with a shared 2-D b is not supported (",
                 A.str(), ", ", B.str(), ")");
-  return make_result(ops::matmul(A, B, ta, tb), "matmul", {a, b}, [=, na = needs(a), nb = needs(b)](const Tensor& g) {
+  const bool mixed = autocast_bf16() && A.dtype() == DType::f32 && B.dtype() == DType::f32;
+  if (mixed) A = A.to(DType::bf16), B = B.to(DType::bf16);  // saved for the backward at half the bytes
+  auto mm = [mixed](const Tensor& x, const Tensor& y, bool tx = false, bool ty = false) {
+    return mixed ? ops::matmul_bf16_f32(x, y, tx, ty) : ops::matmul(x, y, tx, ty);
+  };
+  return make_result(mm(A, B, ta, tb), "matmul", {a, b}, [=, na = needs(a), nb = needs(b)](const Tensor& dc) {
+    const Tensor g = mixed ? dc.to(DType::bf16) : dc;
     Tensor da, db;
     if (na) {
-      if (!ta) da = tb ? ops::matmul(g, B) : ops::matmul(g, B, false, true);
-      else da = tb ? ops::matmul(B, g, true, true) : ops::matmul(B, g, false, true);
+      if (!ta) da = tb ? mm(g, B) : mm(g, B, false, true);
+      else da = tb ? mm(B, g, true, true) : mm(B, g, false, true);
     }
     if (nb) {
       if (shared_b) {
         // One GEMM over the folded batch gives the batch sum directly.
         Tensor A2 = A.reshape({-1, A.size(-1)}), g2 = g.reshape({-1, g.size(-1)});
-        db = tb ? ops::matmul(g2, A2, true, false) : ops::matmul(A2, g2, true, false);
+        db = tb ? mm(g2, A2, true, false) : mm(A2, g2, true, false);
       } else if (!ta) {
-        db = tb ? ops::matmul(g, A, true, false) : ops::matmul(A, g, true, false);
+        db = tb ? mm(g, A, true, false) : mm(A, g, true, false);
       } else {
-        db = tb ? ops::matmul(g, A, true, true) : ops::matmul(A, g);
+        db = tb ? mm(g, A, true, true) : mm(A, g);
       }
     }
     return std::vector<Tensor>{da, db};

@@ -111,10 +111,9 @@ void normal(Tensor& t, uint64_t seed, uint64_t offset, double mean, double std) 
 
 // ---- matmul ----
 
-Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
-  const char* op = "matmul";
-  check_float(op, a, "a");
-  check_float(op, b, "b");
+namespace {
+
+Shape matmul_shape(const char* op, const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   check_same_device(op, a, b);
   check_same_dtype(op, a, b);
   ATTNLAB_CHECK(a.dim() >= 2 && b.dim() >= 2, op, ": needs 2+ dims, got ", a.str(), " and ", b.str());
@@ -130,7 +129,31 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   Shape out_shape = batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
-  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
+  return out_shape;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  const char* op = "matmul";
+  check_float(op, a, "a");
+  check_float(op, b, "b");
+  Tensor out = Tensor::empty(matmul_shape(op, a, b, trans_a, trans_b), a.dtype(), a.device());
+  ATTNLAB_DISPATCH(a.device(), matmul, a, b, trans_a, trans_b, out);
+  return out;
+}
+
+Tensor matmul_bf16_f32(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  const char* op = "matmul_bf16_f32";
+  for (const Tensor* t : {&a, &b}) {
+    check_defined(op, *t, t == &a ? "a" : "b");
+    ATTNLAB_CHECK(t->dtype() == DType::bf16, op, ": ", t == &a ? "a" : "b", " must be bf16, got ", t->str());
+  }
+  Tensor out = Tensor::empty(matmul_shape(op, a, b, trans_a, trans_b), DType::f32, a.device());
+  if (a.device().is_cpu()) {
+    cpu::matmul(a.to(DType::f32), b.to(DType::f32), trans_a, trans_b, out);
+    return out;
+  }
   ATTNLAB_DISPATCH(a.device(), matmul, a, b, trans_a, trans_b, out);
   return out;
 }

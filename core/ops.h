@@ -24,6 +24,10 @@ void normal(Tensor& t, uint64_t seed, uint64_t offset, double mean, double std);
 // a: [..., M, K], b: [..., K, N] with equal batch dims, or b 2-D (shared by all
 // batches). Result [..., M, N].
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// Mixed precision (train.precision = bf16): bf16 a and b, f32 result, products
+// accumulated in f32 (cuBLASLt's bf16 GEMM with an f32 output). On the CPU the
+// operands are widened to f32 first, which gives the same exact products.
+Tensor matmul_bf16_f32(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 
 // ---- element-wise ----
 Tensor unary(UnaryOp op, const Tensor& x);

@@ -208,7 +208,9 @@ const Section<TrainConfig>& train_section() {
            custom(check_not_empty)},
           {"seed", &T::seed, "1337", "seed of init, data order and dropout", at_least(0)},
           {"device", &T::device, "cpu", "where to train", custom(check_device, "cpu, cuda or cuda:N")},
-          {"precision", &T::precision, "fp32", "compute precision (master weights stay fp32)",
+          {"precision", &T::precision, "fp32",
+           "fp32, or bf16: matmuls take bf16 operands and accumulate in f32; weights, optimizer state, norms, "
+           "softmax and the loss stay f32 (on the CPU bf16 is emulated and slower than fp32)",
            one_of("fp32|bf16")},
           {"peak_flops", &T::peak_flops, "1e11", "peak FLOP/s of the device, the roof for MFU", above(0)},
           {"threads", &T::threads, "0", "CPU threads; 0 = all cores", at_least(0)},

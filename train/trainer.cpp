@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "autograd/autocast.h"
 #include "autograd/functions.h"
 #include "core/comm/world.h"
 #include "data/file_io.h"
@@ -71,11 +72,25 @@ LRSchedule make_schedule(const Config& cfg) {
   return s;
 }
 
-void check_supported_runtime(const Config& cfg) {
-  ATTNLAB_CHECK(cfg.train.device == "cpu", "train.device = ", cfg.train.device,
-                ": training runs on the CPU in this build (the CUDA backend does not cover every op yet)");
-  ATTNLAB_CHECK(cfg.train.precision == "fp32", "train.precision = ", cfg.train.precision,
-                ": bf16 mixed precision needs the CUDA backend; use fp32 on the CPU");
+// train.device = cuda needs a CUDA build and a device; bf16 runs anywhere (on
+// the CPU its GEMMs widen the bf16 operands to f32: slower than fp32, there
+// to test the mixed-precision path).
+Device training_device(const Config& cfg) {
+  Device d = Device::parse(cfg.train.device);
+  if (d.is_cpu()) return d;
+#ifdef ATTNLAB_HAS_CUDA
+  const int count = cuda_device_count();
+  ATTNLAB_CHECK(count > 0, "train.device = ", cfg.train.device, ": no CUDA device is available");
+  ATTNLAB_CHECK(d.index < count, "train.device = ", cfg.train.device, ": no such device (", count, " present)");
+  return d;
+#else
+  throw Error(detail::cat("train.device = ", cfg.train.device, ": attnlab was built without CUDA (ATTNLAB_CUDA=OFF)"));
+#endif
+}
+
+Batch on_device(Batch b, Device d) {
+  if (d.is_cpu()) return b;
+  return {b.x.to(d), b.y.to(d)};
 }
 
 std::unique_ptr<TokenLoader> make_loader(const Config& cfg, const std::string& path, LoaderMode mode,
@@ -119,9 +134,10 @@ void average_over_ranks(std::vector<LayerAttnStats>& stats, Communicator& comm) 
 
 Trainer::Trainer(Config cfg, TrainerOptions opts) : cfg_(std::move(cfg)), opts_(opts) {
   require(cfg_, "data.train");
-  check_supported_runtime(cfg_);
-  comm_ = opts_.comm ? opts_.comm
-                     : world_communicator(cfg_.train.dist, Device::parse(cfg_.train.device), cfg_.train.comm_timeout);
+  device_ = training_device(cfg_);
+  comm_ = opts_.comm ? opts_.comm : world_communicator(cfg_.train.dist, device_, cfg_.train.comm_timeout);
+  // NCCL gives each rank of a node its own GPU (local rank modulo the count).
+  if (device_.is_cuda() && comm_->scalar_device().is_cuda()) device_ = comm_->scalar_device();
   check_same_config(*comm_, cfg_);
   if (cfg_.train.threads > 0) omp_set_num_threads(cfg_.train.threads);
   BuiltModel built = build_model(cfg_);  // train.init_from and [lora]
@@ -129,6 +145,7 @@ Trainer::Trainer(Config cfg, TrainerOptions opts) : cfg_(std::move(cfg)), opts_(
   base_fingerprint_ = built.base_fingerprint;
   adapter_only_ = cfg_.lora.kind != "none" && cfg_.lora.save == "adapter";
   key_dropout_by_rank(*model_, comm_->rank());
+  model_->to(device_);  // after build_model: the base fingerprint is of the host weights
   // Frozen base weights get no gradient, optimizer state, all-reduce or clipping.
   NamedVars named = model_->trainable_parameters();
   ATTNLAB_CHECK(!named.empty(), "the model has no trainable parameters");
@@ -218,8 +235,9 @@ StepStats Trainer::train_step() {
   const bool record_stats = cfg_.train.attn_entropy && logs_at(step_ + 1);
   model_->record_attention_stats(record_stats);
   int accum = cfg_.train.grad_accum;
+  AutocastGuard autocast(cfg_.train.precision == "bf16");
   for (int micro = 0; micro < accum; ++micro) {
-    Batch b = train_loader_->next();
+    Batch b = on_device(train_loader_->next(), device_);
     Var loss = model_->loss(b.x, b.y);
     st.loss += loss.data().item<double>() / accum;
     const auto& terms = model_->last_loss_terms();
@@ -254,12 +272,13 @@ bool Trainer::logs_at(int64_t step) const {
 double Trainer::evaluate() {
   if (!val_loader_) return std::numeric_limits<double>::quiet_NaN();
   NoGradGuard no_grad;
+  AutocastGuard autocast(cfg_.train.precision == "bf16");
   model_->eval();
   val_loader_->reset();
   double total = 0;
   int n = cfg_.train.eval_batches;
   for (int i = 0; i < n; ++i) {
-    Batch b = val_loader_->next();
+    Batch b = on_device(val_loader_->next(), device_);
     total += model_->loss(b.x, b.y).data().item<double>();
   }
   model_->train();

@@ -77,6 +77,7 @@ class Trainer {
   Config cfg_;
   TrainerOptions opts_;
   std::string run_dir_;
+  Device device_;  // train.device; under NCCL, this rank's GPU
   std::shared_ptr<Communicator> comm_;
   std::unique_ptr<GPT> model_;
   std::unique_ptr<DataParallel> dp_;

@@ -2,8 +2,8 @@
 // onto cuBLASLt's column-major GEMM with layout flags (no transposing copies);
 // this file sets up the descriptors, picks an algorithm and runs it.
 // Precision: f32 computes in f32 (CUBLAS_COMPUTE_32F: no TF32), f64 in f64,
-// bf16 inputs and output with f32 accumulation (split-K partials in f32 too)
-// and f32 alpha/beta. Run to run the results are bit-identical: cuBLAS documents
+// bf16 inputs with f32 accumulation (split-K partials in f32 too) and f32
+// alpha/beta, into a bf16 output, or an f32 one for ops::matmul_bf16_f32. Run to run the results are bit-identical: cuBLAS documents
 // that for one toolkit and GPU model (its in-place split-K orders the partial
 // sums with counters), and the algorithm choice depends only on shape and alignment.
 #include <cublasLt.h>
@@ -114,7 +114,9 @@ void gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& 
       cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second));
   make_layout(&d.first, ty.data, plan.first, plan.batch);
   make_layout(&d.second, ty.data, plan.second, plan.batch);
-  make_layout(&d.out, ty.data, plan.out, plan.batch);
+  // bf16 operands may write an f32 result (mixed precision); otherwise out has their type.
+  const cudaDataType_t out_type = out.dtype() == DType::f32 ? CUDA_R_32F : ty.data;
+  make_layout(&d.out, out_type, plan.out, plan.batch);
 
   ATTNLAB_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
   size_t workspace_bytes = kWorkspaceBytes;
