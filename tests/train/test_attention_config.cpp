@@ -204,3 +204,13 @@ TEST(AttentionConfig, AblationVariantsBuildTheirModels) {
   }
   EXPECT_GE(n, 20);
 }
+
+TEST(AttentionConfig, Gpt2SmallBenchConfigHasGpt2sParameterCount) {
+  // configs/bench/gpt2_124m.ini is GPT-2 small with the vocabulary padded to 50304:
+  // 124,475,904 parameters (wte 50304x768 tied, wpe 1024x768, 12 blocks of 7,087,872, ln_f).
+  Config c = load_config(source_dir() / "configs" / "bench" / "gpt2_124m.ini");
+  EXPECT_EQ(c.train.device, "cuda");
+  EXPECT_EQ(c.train.precision, "bf16");
+  GPT m(gpt_config_from(c), 1);
+  EXPECT_EQ(m.num_parameters(), 124475904);
+}
