@@ -18,7 +18,7 @@ Tensor visible_keys(const Tensor& mask, int64_t Tq, int64_t Tk) {
   Tensor hidden = ops::sum_last(mask.to(DType::f64));  // [..., Tq]
   Tensor n = ops::add_scalar(ops::scale(hidden, -1.0), static_cast<double>(mask.size(-1)));
   if (n.dim() <= 2 && n.numel() == Tq) return n.reshape({Tq});
-  if (n.dim() <= 1) return ops::add(Tensor::zeros({Tq}, DType::f64), n);
+  if (n.dim() <= 1) return ops::add(Tensor::zeros({Tq}, DType::f64, n.device()), n);
   // [Hkv, G, Tq] (per-head masks: factorised sparse heads) or [B, Hkv, G, Tq]
   // (MoBA); the heads of a group are consecutive.
   if (n.dim() == 3) return n.reshape({1, -1, Tq});
