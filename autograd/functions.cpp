@@ -44,6 +44,31 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
   });
 }
 
+Var linear(const Var& x, const Var& w, const Var& bias, bool gelu) {
+  Tensor X = x.data(), W = w.data();
+  const bool mixed = autocast_bf16() && X.dtype() == DType::f32 && W.dtype() == DType::f32;
+  if (mixed) X = X.to(DType::bf16), W = W.to(DType::bf16);
+  const bool has_bias = bias.defined();
+  ops::LinearOut r = ops::linear(X, W, has_bias ? bias.data() : Tensor(), gelu);
+  std::vector<Var> inputs{x, w};
+  if (has_bias) inputs.push_back(bias);
+  const Tensor pre = r.pre;
+  return make_result(r.y, "linear", std::move(inputs),
+                     [=, nx = needs(x), nw = needs(w), nb = has_bias && needs(bias)](const Tensor& dy) {
+                       const Tensor dpre = gelu ? ops::unary_backward(UnaryOp::gelu_tanh, pre, dy) : dy;
+                       const Tensor g = mixed ? dpre.to(DType::bf16) : dpre;
+                       auto mm = [mixed](const Tensor& a, const Tensor& b, bool ta, bool tb) {
+                         return mixed ? ops::matmul_bf16_f32(a, b, ta, tb) : ops::matmul(a, b, ta, tb);
+                       };
+                       std::vector<Tensor> grads(has_bias ? 3 : 2);
+                       if (nx) grads[0] = mm(g, W, false, false);  // [..., out] @ [out, in]
+                       if (nw)  // one GEMM over the folded leading dims: [out, rows] @ [rows, in]
+                         grads[1] = mm(g.reshape({-1, g.size(-1)}), X.reshape({-1, X.size(-1)}), true, false);
+                       if (nb) grads[2] = ops::sum_to(dpre, {W.size(0)});
+                       return grads;
+                     });
+}
+
 Var unary(UnaryOp op, const Var& x) {
   Tensor X = x.data();
   return make_result(ops::unary(op, X), unary_name(op), {x}, [=](const Tensor& g) {

@@ -9,6 +9,9 @@
 namespace attnlab::ag {
 
 Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
+// A Linear layer: x w^T + bias (bias may be an undefined Var), then gelu_tanh
+// when `gelu`; one fused op (ops::linear). Autocast rounds x and w as matmul does.
+Var linear(const Var& x, const Var& w, const Var& bias, bool gelu = false);
 
 Var unary(UnaryOp op, const Var& x);
 inline Var gelu(const Var& x) { return unary(UnaryOp::gelu_tanh, x); }

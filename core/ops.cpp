@@ -158,6 +158,38 @@ Tensor matmul_bf16_f32(const Tensor& a, const Tensor& b, bool trans_a, bool tran
   return out;
 }
 
+LinearOut linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool gelu) {
+  const char* op = "linear";
+  check_defined(op, x, "x");
+  check_defined(op, w, "w");
+  ATTNLAB_CHECK(w.dim() == 2 && x.dim() >= 2 && x.size(-1) == w.size(1), op, ": x ", x.str(),
+                " must be [..., in] and w [out, in], got w ", w.str());
+  const bool mixed = x.dtype() == DType::bf16 && w.dtype() == DType::bf16;
+  const DType out_dtype = mixed ? DType::f32 : x.dtype();
+  if (bias.defined()) {
+    check_same_device(op, x, bias);
+    ATTNLAB_CHECK(bias.dtype() == out_dtype && bias.dim() == 1 && bias.size(0) == w.size(0), op, ": bias ",
+                  bias.str(), " must be ", dtype_name(out_dtype), " [", w.size(0), "] for w ", w.str());
+  }
+#ifdef ATTNLAB_HAS_CUDA
+  if (x.device().is_cuda()) {
+    if (!mixed) {
+      check_float(op, x, "x");
+      check_float(op, w, "w");
+    }
+    const Shape out_shape = matmul_shape(op, x, w, false, true);
+    LinearOut r{Tensor::empty(out_shape, out_dtype, x.device()),
+                gelu ? Tensor::empty(out_shape, out_dtype, x.device()) : Tensor()};
+    if (cuda::linear_epilogue(x, w, bias, r.y, gelu ? &r.pre : nullptr)) return r;
+  }
+#endif
+  // The separate ops: on the CPU, and for layouts the epilogue declines.
+  Tensor pre = mixed ? matmul_bf16_f32(x, w, false, true) : matmul(x, w, false, true);
+  if (bias.defined()) pre = add(pre, bias);
+  if (!gelu) return {pre, Tensor()};
+  return {unary(UnaryOp::gelu_tanh, pre), pre};
+}
+
 // ---- element-wise ----
 
 Tensor unary(UnaryOp op, const Tensor& x) {

@@ -29,6 +29,18 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans
 // operands are widened to f32 first, which gives the same exact products.
 Tensor matmul_bf16_f32(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 
+// A Linear layer's GEMM with its epilogue: pre = x w^T (+ bias), and y =
+// gelu_tanh(pre) (pre kept: the backward's input) or y = pre. x [..., in],
+// w [out, in], bias [out] or undefined. With bf16 x and w (mixed precision) pre,
+// y and bias are f32, as in matmul_bf16_f32; else all share x's dtype. On CUDA
+// the bias and the GELU run in cuBLASLt's epilogue (GELU_AUX_BIAS writes pre
+// beside y); elsewhere, and where cuBLASLt declines a layout, they are the
+// separate ops, whose results these equal.
+struct LinearOut {
+  Tensor y, pre;  // pre: only with gelu
+};
+LinearOut linear(const Tensor& x, const Tensor& w, const Tensor& bias, bool gelu);
+
 // ---- element-wise ----
 Tensor unary(UnaryOp op, const Tensor& x);
 Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& dy);  // dy * f'(x)

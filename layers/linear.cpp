@@ -10,14 +10,18 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias) : in_(in_fe
   if (bias) bias_ = register_parameter("bias", Tensor::zeros({out_}));
 }
 
-Var Linear::forward(const Var& x) {
+Var Linear::forward(const Var& x) { return apply(x, false); }
+Var Linear::forward_gelu(const Var& x) { return apply(x, true); }
+
+Var Linear::apply(const Var& x, bool gelu) {
   ATTNLAB_CHECK(x.dim() >= 2 && x.size(-1) == in_, "Linear: input ", x.data().str(), " does not end in ",
                 in_, " features");
-  Var y = ag::matmul(x, effective_weight(), false, true);
-  if (bias_.defined()) y = ag::add(y, bias_);
+  // The adapter's delta joins before the activation, so only a plain layer fuses it.
+  Var y = ag::linear(x, effective_weight(), bias_, gelu && !adapter_);
   if (adapter_) {
     adapter_->train(is_training());  // not a child: it follows this layer's mode here
     y = ag::add(y, adapter_->delta(x));
+    if (gelu) y = ag::gelu(y);
   }
   return y;
 }

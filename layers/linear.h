@@ -24,6 +24,8 @@ class Linear : public Layer {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
   Var forward(const Var& x) override;
+  // gelu_tanh(forward(x)), the activation fused into the GEMM's epilogue (ops::linear).
+  Var forward_gelu(const Var& x);
 
   const Var& weight() const { return weight_; }
   const Var& bias() const { return bias_; }  // undefined without bias
@@ -51,6 +53,8 @@ class Linear : public Layer {
   Var effective_weight();
 
  private:
+  Var apply(const Var& x, bool gelu);
+
   int64_t in_, out_;
   Var weight_, bias_;
   std::shared_ptr<LinearAdapter> adapter_;

@@ -33,7 +33,7 @@ MLP::MLP(MLPKind kind, int64_t d_model, int64_t d_hidden, bool bias) : kind_(kin
 
 Var MLP::forward(const Var& x) {
   switch (kind_) {
-    case MLPKind::gelu: return proj_->forward(ag::gelu(fc_->forward(x)));
+    case MLPKind::gelu: return proj_->forward(fc_->forward_gelu(x));
     case MLPKind::relu2: return proj_->forward(ag::relu2(fc_->forward(x)));
     case MLPKind::swiglu: return down_->forward(ag::mul(ag::silu(gate_->forward(x)), up_->forward(x)));
   }

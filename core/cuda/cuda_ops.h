@@ -26,6 +26,11 @@ void axpy(Tensor& y, double alpha, const Tensor& x);
 // cuBLASLt (matmul.cu): f32 and f64 computed in their own precision (no TF32),
 // bf16 inputs with f32 accumulation.
 void matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& out);
+// ops::linear's fused path: y = x w^T + bias (bias may be undefined), and with
+// `pre` y = gelu_tanh(pre) through the GELU_AUX epilogue. False when cuBLASLt
+// declines (no algorithm, or out-features not a multiple of 8 for the GELU):
+// nothing was written and the caller runs the separate ops.
+bool linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, Tensor* pre);
 
 // reduce.cu
 void sum_to(const Tensor& x, Tensor& out);

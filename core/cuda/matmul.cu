@@ -3,7 +3,8 @@
 // this file sets up the descriptors, picks an algorithm and runs it.
 // Precision: f32 computes in f32 (CUBLAS_COMPUTE_32F: no TF32), f64 in f64,
 // bf16 inputs with f32 accumulation (split-K partials in f32 too) and f32
-// alpha/beta, into a bf16 output, or an f32 one for ops::matmul_bf16_f32. Run to run the results are bit-identical: cuBLAS documents
+// alpha/beta, into a bf16 output, or an f32 one for ops::matmul_bf16_f32.
+// ops::linear's bias and GELU ride in cuBLASLt's epilogue (linear_epilogue). Run to run the results are bit-identical: cuBLAS documents
 // that for one toolkit and GPU model (its in-place split-K orders the partial
 // sums with counters), and the algorithm choice depends only on shape and alignment.
 #include <cublasLt.h>
@@ -95,8 +96,18 @@ void set_alignment(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttr
   ATTNLAB_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof align));
 }
 
+// What ops::linear fuses into the GEMM: the bias added along cuBLASLt's rows
+// (our out-features) and the GELU, with its input written to `aux`.
+struct Epilogue {
+  const Tensor* bias = nullptr;
+  Tensor* aux = nullptr;  // set: GELU, aux = its input
+  bool any() const { return bias || aux; }
+};
+
+// Returns false only when an epilogue was asked for and cuBLASLt has no
+// algorithm for it (the caller then runs the separate ops).
 template <class T>
-void gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& out) {
+bool gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& out, const Epilogue& ep = {}) {
   using S = compute_t<T>;  // alpha/beta: f32 for bf16
   const GemmPlan plan = plan_gemm(a.shape(), b.shape(), trans_a, trans_b);
   const Types ty = types_of<T>();
@@ -117,6 +128,27 @@ void gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& 
   // bf16 operands may write an f32 result (mixed precision); otherwise out has their type.
   const cudaDataType_t out_type = out.dtype() == DType::f32 ? CUDA_R_32F : ty.data;
   make_layout(&d.out, out_type, plan.out, plan.batch);
+  if (ep.any()) {
+    const cublasLtEpilogue_t kind = ep.aux ? (ep.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                                           : CUBLASLT_EPILOGUE_BIAS;
+    ATTNLAB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &kind, sizeof kind));
+    const int32_t out_type_id = out_type;  // bias and aux in the output's type
+    if (ep.bias) {
+      const void* bias = ep.bias->raw_data();
+      ATTNLAB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+      ATTNLAB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &out_type_id,
+                                                          sizeof out_type_id));
+    }
+    if (ep.aux) {
+      void* aux = ep.aux->raw_data();
+      const int64_t ld = plan.out.ld;  // aux has out's layout
+      ATTNLAB_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
+      ATTNLAB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof ld));
+      ATTNLAB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE,
+                                                          &out_type_id, sizeof out_type_id));
+    }
+  }
 
   ATTNLAB_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
   size_t workspace_bytes = kWorkspaceBytes;
@@ -139,6 +171,7 @@ void gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& 
   int found = 0;
   ATTNLAB_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.first, d.second, d.out, d.out, d.pref, 1,
                                                       &heuristic, &found));
+  if (found == 0 && ep.any()) return false;
   ATTNLAB_CHECK(found > 0, "cuda::matmul: cuBLASLt has no algorithm for ", a.str(), (trans_a ? " (transposed)" : ""),
                 " @ ", b.str(), (trans_b ? " (transposed)" : ""));
 
@@ -148,6 +181,7 @@ void gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& 
   ATTNLAB_CUBLAS_CHECK(cublasLtMatmul(handle, d.op, &alpha, pb, d.first, pa, d.second, &beta, po, d.out, po, d.out,
                                       &heuristic.algo, workspace.raw_data(), heuristic.workspaceSize,
                                       cudaStream_t(0)));
+  return true;
 }
 
 }  // namespace
@@ -158,6 +192,17 @@ void matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor
   int64_t k = trans_a ? a.size(-2) : a.size(-1);
   if (k == 0) return fill(out, 0.0);  // an empty sum
   dispatch_float(a.dtype(), "matmul", [&]<class T>() { gemm<T>(a, b, trans_a, trans_b, out); });
+}
+
+bool linear_epilogue(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, Tensor* pre) {
+  if (y.numel() == 0 || x.size(-1) == 0) return false;  // nothing to fuse: the separate ops handle it
+  // cuBLASLt wants the GELU input's leading dimension (out-features) a multiple of 8.
+  if (pre && w.size(0) % 8 != 0) return false;
+  DeviceGuard guard(y.device().index);
+  Epilogue ep{bias.defined() ? &bias : nullptr, pre};
+  bool fused = false;
+  dispatch_float(x.dtype(), "linear", [&]<class T>() { fused = gemm<T>(x, w, false, true, y, ep); });
+  return fused;
 }
 
 }  // namespace attnlab::cuda
