@@ -169,9 +169,12 @@ bool gemm(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, Tensor& 
   cublasLtHandle_t handle = handle_for(out.device().index);
   cublasLtMatmulHeuristicResult_t heuristic{};
   int found = 0;
-  ATTNLAB_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.first, d.second, d.out, d.out, d.pref, 1,
-                                                      &heuristic, &found));
-  if (found == 0 && ep.any()) return false;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, d.op, d.first, d.second, d.out, d.out, d.pref,
+                                                                1, &heuristic, &found);
+  // No algorithm is NOT_SUPPORTED (or a zero count): for an epilogue, the caller's cue to fall back.
+  if (ep.any() && (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && found == 0)))
+    return false;
+  ATTNLAB_CUBLAS_CHECK(status);
   ATTNLAB_CHECK(found > 0, "cuda::matmul: cuBLASLt has no algorithm for ", a.str(), (trans_a ? " (transposed)" : ""),
                 " @ ", b.str(), (trans_b ? " (transposed)" : ""));
 
