@@ -2,8 +2,10 @@
 // multiplies bf16-rounded operands with f32 accumulation, forward and backward.
 #include <gtest/gtest.h>
 
+#include "autograd/attention.h"
 #include "autograd/autocast.h"
 #include "autograd/functions.h"
+#include "core/cuda_testing.h"
 #include "core/ops.h"
 #include "test_util.h"
 
@@ -93,5 +95,30 @@ TEST(Autocast, LeavesF64AndUnguardedMatmulsExact) {
     AutocastGuard off(false);
     Tensor y32 = ag::matmul(Var(A), Var(B)).data();
     expect_equal(y32, ops::matmul(A, B), "unguarded f32");
+  }
+}
+
+TEST(AutocastCuda, FlashAttentionRunsInBf16AndReturnsF32) {
+  SKIP_WITHOUT_CUDA();
+  const Device gpu = cuda_testing::kGpu;
+  Tensor Q = uniform({2, 4, 40, 32}, 8).to(gpu), K = uniform({2, 2, 40, 32}, 9).to(gpu),
+         V = uniform({2, 2, 40, 32}, 10).to(gpu), G = uniform({2, 4, 40, 32}, 11).to(gpu);
+  FlashAttentionParams p;
+  auto run = [&](bool bf16) {
+    AutocastGuard guard(bf16);
+    Var q(Q, true), k(K, true), v(V, true);
+    Var out = ag::flash_attention(q, k, v, p);
+    out.backward(G);
+    return std::vector<Tensor>{out.data(), q.grad(), k.grad(), v.grad()};
+  };
+  std::vector<Tensor> f32 = run(false), mixed = run(true);
+  const char* names[] = {"out", "dq", "dk", "dv"};
+  for (size_t i = 0; i < f32.size(); ++i) {
+    ASSERT_EQ(mixed[i].dtype(), DType::f32) << names[i];
+    std::vector<float> a = mixed[i].to(Device::cpu()).to_vector<float>(), b = f32[i].to(Device::cpu()).to_vector<float>();
+    double diff = 0, scale = 0;
+    for (size_t j = 0; j < a.size(); ++j) diff = std::max(diff, double(std::abs(a[j] - b[j]))), scale = std::max(scale, double(std::abs(b[j])));
+    EXPECT_LT(diff, 2e-2 * scale) << names[i] << ": bf16 inputs are 8-bit mantissas";
+    EXPECT_GT(diff, 0.0) << names[i] << ": autocast did not reach the kernel";
   }
 }
