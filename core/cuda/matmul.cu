@@ -4,7 +4,8 @@
 // Precision: f32 computes in f32 (CUBLAS_COMPUTE_32F: no TF32), f64 in f64,
 // bf16 inputs with f32 accumulation (split-K partials in f32 too) and f32
 // alpha/beta, into a bf16 output, or an f32 one for ops::matmul_bf16_f32.
-// ops::linear's bias and GELU ride in cuBLASLt's epilogue (linear_epilogue). Run to run the results are bit-identical: cuBLAS documents
+// ops::linear's bias and GELU ride in cuBLASLt's epilogue (linear_epilogue).
+// Run to run the results are bit-identical: cuBLAS documents
 // that for one toolkit and GPU model (its in-place split-K orders the partial
 // sums with counters), and the algorithm choice depends only on shape and alignment.
 #include <cublasLt.h>

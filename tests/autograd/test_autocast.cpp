@@ -115,9 +115,13 @@ TEST(AutocastCuda, FlashAttentionRunsInBf16AndReturnsF32) {
   const char* names[] = {"out", "dq", "dk", "dv"};
   for (size_t i = 0; i < f32.size(); ++i) {
     ASSERT_EQ(mixed[i].dtype(), DType::f32) << names[i];
-    std::vector<float> a = mixed[i].to(Device::cpu()).to_vector<float>(), b = f32[i].to(Device::cpu()).to_vector<float>();
+    std::vector<float> a = mixed[i].to(Device::cpu()).to_vector<float>();
+    std::vector<float> b = f32[i].to(Device::cpu()).to_vector<float>();
     double diff = 0, scale = 0;
-    for (size_t j = 0; j < a.size(); ++j) diff = std::max(diff, double(std::abs(a[j] - b[j]))), scale = std::max(scale, double(std::abs(b[j])));
+    for (size_t j = 0; j < a.size(); ++j) {
+      diff = std::max(diff, static_cast<double>(std::abs(a[j] - b[j])));
+      scale = std::max(scale, static_cast<double>(std::abs(b[j])));
+    }
     EXPECT_LT(diff, 2e-2 * scale) << names[i] << ": bf16 inputs are 8-bit mantissas";
     EXPECT_GT(diff, 0.0) << names[i] << ": autocast did not reach the kernel";
   }
