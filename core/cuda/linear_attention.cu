@@ -2,7 +2,9 @@
 // its backward). One thread block per (batch, head) sequence walks the chunks in
 // order with the running state [Dk, Dv] in shared memory (or its workspace slot
 // when too big); inside a chunk every phase spreads its outputs over the block's
-// threads. The math is linear_attention_chunks.h's gla_forward / gla_backward
+// threads. With few sequences the forward also splits the value columns over
+// blocks (each recomputes the chunk's scores; results do not change). The math is
+// linear_attention_chunks.h's gla_forward / gla_backward
 // (Yang et al., "Gated Linear Attention Transformers with Hardware-Efficient
 // Training", eqs. 4-6), the same code the host tests run. The backward stores no
 // states: a forward sweep gives the carried state's part of dQ, a reverse sweep
@@ -17,14 +19,15 @@ using namespace linattn;
 
 template <class R>
 __global__ void __launch_bounds__(kThreads)
-    gla_forward_kernel(ChunkDims dm, const R* q, const R* k, const R* v, const R* g, const R* s0, R* o, R* state,
-                       R* ws, int64_t ws_stride, bool state_in_shared) {
-  const int64_t n = blockIdx.x, oq = n * dm.T * dm.Dk, ov = n * dm.T * dm.Dv, os = n * dm.state_size();
-  R* mine = ws + n * ws_stride;
+    gla_forward_kernel(ChunkDims dm, ValueSplit split, const R* q, const R* k, const R* v, const R* g,
+                       const R* s0, R* o, R* state, R* ws, int64_t ws_stride, bool state_in_shared) {
+  const int64_t b = blockIdx.x, n = b / split.slices;
+  const int64_t oq = n * dm.T * dm.Dk, ov = n * dm.T * dm.Dv, os = n * dm.state_size();
+  R* mine = ws + b * ws_stride;
   R* S = running_state(mine + GlaWorkspace(dm).state, state_in_shared);
   BlockExecutor ex;
-  gla_forward(ex, dm, q + oq, k + oq, v + ov, g ? g + n * dm.T * dm.gate_width() : nullptr, s0 ? s0 + os : nullptr,
-              o + ov, state + os, S, mine);
+  gla_forward(ex, dm, split.slice(b - n * split.slices), q + oq, k + oq, v + ov,
+              g ? g + n * dm.T * dm.gate_width() : nullptr, s0 ? s0 + os : nullptr, o + ov, state + os, S, mine);
 }
 
 template <class R>
@@ -61,14 +64,15 @@ void linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v,
   DeviceGuard guard(q.device().index);
   dispatch_float(q.dtype(), "linear_attention_chunked", [&]<class R>() {
     if constexpr (!std::is_same_v<R, bf16>) {
+      const ValueSplit split = forward_split(N, dm.Dv);
       const int64_t ws_stride = GlaWorkspace(dm).size;
-      Tensor ws = Tensor::empty({N, ws_stride}, q.dtype(), q.device());
+      Tensor ws = Tensor::empty({N * split.slices, ws_stride}, q.dtype(), q.device());
       auto* kernel = gla_forward_kernel<R>;
-      const size_t smem = plan_state_smem(kernel, dm.state_size() * static_cast<int64_t>(sizeof(R)));
-      kernel<<<sequence_blocks(N, "linear_attention_chunked"), kThreads, smem>>>(
-          dm, ptr_or_null<R>(q), ptr_or_null<R>(k), ptr_or_null<R>(v), ptr_or_null<R>(g), ptr_or_null<R>(state0),
-          static_cast<R*>(o.raw_data()), static_cast<R*>(state.raw_data()), static_cast<R*>(ws.raw_data()), ws_stride,
-          smem > 0);
+      const size_t smem = plan_state_smem(kernel, dm.Dk * split.W * static_cast<int64_t>(sizeof(R)));
+      kernel<<<sequence_blocks(N * split.slices, "linear_attention_chunked"), kThreads, smem>>>(
+          dm, split, ptr_or_null<R>(q), ptr_or_null<R>(k), ptr_or_null<R>(v), ptr_or_null<R>(g),
+          ptr_or_null<R>(state0), static_cast<R*>(o.raw_data()), static_cast<R*>(state.raw_data()),
+          static_cast<R*>(ws.raw_data()), ws_stride, smem > 0);
       ATTNLAB_CUDA_CHECK_LAUNCH("gla_forward_kernel");
     }
   });

@@ -46,6 +46,31 @@ struct ChunkDims {
   ATTNLAB_LINATTN_HD int64_t state_size() const { return Dk * Dv; }
 };
 
+// The value columns [x0, x0 + W) of one sequence. Output columns of the forward
+// depend only on their own columns of V and of the state (the scores A, P and the
+// UT transform's M are shared), so the forwards can split Dv over blocks; each
+// element is still computed by the same sums in the same order, so results do not
+// depend on the split. The slice's state is [Dk, W], row stride W.
+struct ValueSlice {
+  int64_t x0, W;
+};
+
+// The forwards' split of Dv into `slices` slices of W columns (the last may be
+// narrower): enough slices of >= kMinSliceWidth columns to give about
+// `target_blocks` blocks in all, one when the sequences alone reach it.
+constexpr int64_t kMinSliceWidth = 16;
+struct ValueSplit {
+  int64_t slices, W, Dv;
+  ATTNLAB_LINATTN_HD ValueSlice slice(int64_t i) const { return {i * W, min64(W, Dv - i * W)}; }
+};
+inline ValueSplit value_split(int64_t sequences, int64_t Dv, int64_t target_blocks) {
+  const int64_t most = Dv / kMinSliceWidth,
+                want = sequences < 1 ? 1 : (target_blocks + sequences - 1) / sequences;
+  const int64_t slices = min64(most, want) < 1 ? 1 : min64(most, want);
+  const int64_t W = Dv < 1 ? 0 : (Dv + slices - 1) / slices;
+  return {W < 1 ? 1 : (Dv + W - 1) / W, W, Dv};
+}
+
 // Per-sequence scratch, carved from one [sequences, size] buffer in the order
 // listed. `state` is the running state (or its gradient) when it does not live in
 // shared memory; a kernel points at shared memory instead when it fits.
@@ -169,45 +194,63 @@ ATTNLAB_LINATTN_HD void gla_scaled_rows(Ex& ex, const ChunkGates<R>& cg, const R
   });
 }
 
-// S <- diag(exp(B_{L-1})) S + Kg^T X (X [L, Dv]): the state (or, with Qg and dO,
-// its gradient) carried across the chunk. Each element reads only itself.
+// S <- diag(exp(B_{L-1})) S + Kg^T X (X: W columns, row stride ldx; S [Dk, W]):
+// the state (or, with Qg and dO, its gradient) carried across the chunk. Each
+// element reads only itself.
 template <class R, class Ex>
-ATTNLAB_LINATTN_HD void gla_carry(Ex& ex, const ChunkGates<R>& cg, int64_t Dv, const R* Kg, const R* X, R* S) {
+ATTNLAB_LINATTN_HD void gla_carry(Ex& ex, const ChunkGates<R>& cg, int64_t ldx, int64_t W, const R* Kg, const R* X,
+                                  R* S) {
   const int64_t L = cg.L;
-  ex.parallel(cg.Dk * Dv, [&](int64_t e) {
-    const int64_t d = e / Dv, x = e - d * Dv;
+  ex.parallel(cg.Dk * W, [&](int64_t e) {
+    const int64_t d = e / W, x = e - d * W;
     R acc = S[e] * cg.from_start(L - 1, d);
-    for (int64_t j = 0; j < L; ++j) acc += Kg[j * cg.Dk + d] * X[j * Dv + x];
+    for (int64_t j = 0; j < L; ++j) acc += Kg[j * cg.Dk + d] * X[j * ldx + x];
     S[e] = acc;
   });
 }
 
+// S [Dk, W] <- columns [x0, x0 + W) of state0 [Dk, Dv] (zeros when null), and back.
 template <class R, class Ex>
-ATTNLAB_LINATTN_HD void gla_forward(Ex& ex, const ChunkDims& dm, const R* q, const R* k, const R* v, const R* g,
-                                    const R* s0, R* o, R* s_out, R* S, R* ws) {
+ATTNLAB_LINATTN_HD void load_state(Ex& ex, const ChunkDims& dm, ValueSlice vs, const R* s0, R* S) {
+  ex.parallel(dm.Dk * vs.W, [&](int64_t e) {
+    const int64_t d = e / vs.W, x = e - d * vs.W;
+    S[e] = s0 ? s0[d * dm.Dv + vs.x0 + x] : R(0);
+  });
+}
+template <class R, class Ex>
+ATTNLAB_LINATTN_HD void store_state(Ex& ex, const ChunkDims& dm, ValueSlice vs, const R* S, R* s_out) {
+  ex.parallel(dm.Dk * vs.W, [&](int64_t e) {
+    const int64_t d = e / vs.W, x = e - d * vs.W;
+    s_out[d * dm.Dv + vs.x0 + x] = S[e];
+  });
+}
+
+template <class R, class Ex>
+ATTNLAB_LINATTN_HD void gla_forward(Ex& ex, const ChunkDims& dm, ValueSlice vs, const R* q, const R* k, const R* v,
+                                    const R* g, const R* s0, R* o, R* s_out, R* S, R* ws) {
   const GlaWorkspace w(dm);
-  const int64_t Dk = dm.Dk, Dv = dm.Dv;
+  const int64_t Dk = dm.Dk, Dv = dm.Dv, W = vs.W;
   R *Qg = ws + w.Qg, *Kg = ws + w.Kg, *A = ws + w.A;
-  init_state(ex, dm, s0, S);
+  load_state(ex, dm, vs, s0, S);
   for (int64_t c = 0; c < dm.chunks(); ++c) {
     const int64_t s = dm.start(c), L = dm.len(c);
-    const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv;
+    const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv + vs.x0;
     ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
     gla_scaled_rows(ex, cg, Q, K, Qg, Kg);
     ex.parallel(L * L, [&](int64_t e) {
       const int64_t i = e / L, j = e - i * L;
       A[e] = j <= i ? gated_score(cg, Q + i * Dk, K + j * Dk, i, j) : R(0);
     });
-    ex.parallel(L * Dv, [&](int64_t e) {
-      const int64_t i = e / Dv, x = e - i * Dv;
+    ex.parallel(L * W, [&](int64_t e) {
+      const int64_t i = e / W, x = e - i * W;
       R acc = R(0);
       for (int64_t j = 0; j <= i; ++j) acc += A[i * L + j] * V[j * Dv + x];
-      for (int64_t d = 0; d < Dk; ++d) acc += Qg[i * Dk + d] * S[d * Dv + x];
-      o[(s + i) * Dv + x] = acc;
+      for (int64_t d = 0; d < Dk; ++d) acc += Qg[i * Dk + d] * S[d * W + x];
+      o[(s + i) * Dv + vs.x0 + x] = acc;
     });
-    gla_carry(ex, cg, Dv, Kg, V, S);
+    gla_carry(ex, cg, Dv, W, Kg, V, S);
   }
-  if (S != s_out) ex.parallel(dm.state_size(), [&](int64_t e) { s_out[e] = S[e]; });
+  store_state(ex, dm, vs, S, s_out);
 }
 
 // Backward in two sweeps without stored states (as the CPU kernel): forwards, the
@@ -234,7 +277,7 @@ ATTNLAB_LINATTN_HD void gla_backward(Ex& ex, const ChunkDims& dm, const R* q, co
       dq[s * Dk + e] = cg.from_start(i, d) * dot(dO + i * Dv, S + d * Dv, Dv);
       Kg[e] = k[s * Dk + e] * cg.to_end(i, d);
     });
-    gla_carry(ex, cg, Dv, Kg, v + s * Dv, S);
+    gla_carry(ex, cg, Dv, Dv, Kg, v + s * Dv, S);
   }
 
   R* dS = S;
@@ -265,7 +308,7 @@ ATTNLAB_LINATTN_HD void gla_backward(Ex& ex, const ChunkDims& dm, const R* q, co
       for (int64_t d = 0; d < Dk; ++d) acc += Kg[j * Dk + d] * dS[d * Dv + x];
       dv[s * Dv + e] = acc;
     });
-    gla_carry(ex, cg, Dv, Qg, dO, dS);
+    gla_carry(ex, cg, Dv, Dv, Qg, dO, dS);
   }
 
   if (dm.gate == GateKind::diag) {
@@ -309,65 +352,66 @@ ATTNLAB_LINATTN_HD void delta_scores(Ex& ex, const ChunkGates<R>& cg, const R* Q
   });
 }
 
-// U = (I + Lm)^-1 diag(b) (V - diag(Gamma) K S), and with KS non-null K S there.
-// The solve runs down each value column in its own thread (columns are independent).
+// U = (I + Lm)^-1 diag(b) (V - diag(Gamma) K S), and with KS non-null K S there
+// (W value columns: V's row stride ldv; S [Dk, W], U and KS [L, W]). The solve
+// runs down each value column in its own thread (columns are independent).
 template <class R, class Ex>
-ATTNLAB_LINATTN_HD void delta_pseudo_values(Ex& ex, const ChunkGates<R>& cg, int64_t Dv, const R* K, const R* V,
-                                            const R* beta, const R* S, const R* M, R* U, R* KS) {
+ATTNLAB_LINATTN_HD void delta_pseudo_values(Ex& ex, const ChunkGates<R>& cg, int64_t ldv, int64_t W, const R* K,
+                                            const R* V, const R* beta, const R* S, const R* M, R* U, R* KS) {
   const int64_t L = cg.L, Dk = cg.Dk;
-  ex.parallel(L * Dv, [&](int64_t e) {
-    const int64_t t = e / Dv, x = e - t * Dv;
+  ex.parallel(L * W, [&](int64_t e) {
+    const int64_t t = e / W, x = e - t * W;
     R ks = R(0);
-    for (int64_t d = 0; d < Dk; ++d) ks += K[t * Dk + d] * S[d * Dv + x];
+    for (int64_t d = 0; d < Dk; ++d) ks += K[t * Dk + d] * S[d * W + x];
     if (KS) KS[e] = ks;
-    U[e] = beta[t] * (V[e] - cg.from_start(t, 0) * ks);
+    U[e] = beta[t] * (V[t * ldv + x] - cg.from_start(t, 0) * ks);
   });
-  ex.parallel(Dv, [&](int64_t x) {
+  ex.parallel(W, [&](int64_t x) {
     for (int64_t t = 1; t < L; ++t) {
-      R acc = U[t * Dv + x];
-      for (int64_t j = 0; j < t; ++j) acc -= M[t * L + j] * U[j * Dv + x];
-      U[t * Dv + x] = acc;
+      R acc = U[t * W + x];
+      for (int64_t j = 0; j < t; ++j) acc -= M[t * L + j] * U[j * W + x];
+      U[t * W + x] = acc;
     }
   });
 }
 
-// S <- Gamma_{L-1} S_in + (diag(E) K)^T U (S_in may be S).
+// S <- Gamma_{L-1} S_in + (diag(E) K)^T U (S_in may be S; S [Dk, W], U [L, W]).
 template <class R, class Ex>
-ATTNLAB_LINATTN_HD void delta_carry(Ex& ex, const ChunkGates<R>& cg, int64_t Dv, const R* K, const R* U, const R* S_in,
+ATTNLAB_LINATTN_HD void delta_carry(Ex& ex, const ChunkGates<R>& cg, int64_t W, const R* K, const R* U, const R* S_in,
                                     R* S) {
   const int64_t L = cg.L, Dk = cg.Dk;
-  ex.parallel(Dk * Dv, [&](int64_t e) {
-    const int64_t d = e / Dv, x = e - d * Dv;
+  ex.parallel(Dk * W, [&](int64_t e) {
+    const int64_t d = e / W, x = e - d * W;
     R acc = cg.from_start(L - 1, 0) * S_in[e];
-    for (int64_t j = 0; j < L; ++j) acc += K[j * Dk + d] * cg.to_end(j, 0) * U[j * Dv + x];
+    for (int64_t j = 0; j < L; ++j) acc += K[j * Dk + d] * cg.to_end(j, 0) * U[j * W + x];
     S[e] = acc;
   });
 }
 
 template <class R, class Ex>
-ATTNLAB_LINATTN_HD void delta_forward(Ex& ex, const ChunkDims& dm, const R* q, const R* k, const R* v, const R* beta,
-                                      const R* g, const R* s0, R* o, R* s_out, R* S, R* ws) {
+ATTNLAB_LINATTN_HD void delta_forward(Ex& ex, const ChunkDims& dm, ValueSlice vs, const R* q, const R* k, const R* v,
+                                      const R* beta, const R* g, const R* s0, R* o, R* s_out, R* S, R* ws) {
   const DeltaWorkspace w(dm, false);
-  const int64_t Dk = dm.Dk, Dv = dm.Dv;
+  const int64_t Dk = dm.Dk, Dv = dm.Dv, W = vs.W;
   R *M = ws + w.M, *P = ws + w.P, *U = ws + w.U;
-  init_state(ex, dm, s0, S);
+  load_state(ex, dm, vs, s0, S);
   for (int64_t c = 0; c < dm.chunks(); ++c) {
     const int64_t s = dm.start(c), L = dm.len(c);
-    const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv;
+    const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv + vs.x0;
     ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
     delta_scores(ex, cg, Q, K, beta + s, M, P, static_cast<R*>(nullptr));
-    delta_pseudo_values(ex, cg, Dv, K, V, beta + s, S, M, U, static_cast<R*>(nullptr));
-    ex.parallel(L * Dv, [&](int64_t e) {
-      const int64_t t = e / Dv, x = e - t * Dv;
+    delta_pseudo_values(ex, cg, Dv, W, K, V, beta + s, S, M, U, static_cast<R*>(nullptr));
+    ex.parallel(L * W, [&](int64_t e) {
+      const int64_t t = e / W, x = e - t * W;
       R acc = R(0);
-      for (int64_t j = 0; j <= t; ++j) acc += P[t * L + j] * U[j * Dv + x];
+      for (int64_t j = 0; j <= t; ++j) acc += P[t * L + j] * U[j * W + x];
       R qs = R(0);
-      for (int64_t d = 0; d < Dk; ++d) qs += Q[t * Dk + d] * S[d * Dv + x];
-      o[(s + t) * Dv + x] = acc + cg.from_start(t, 0) * qs;
+      for (int64_t d = 0; d < Dk; ++d) qs += Q[t * Dk + d] * S[d * W + x];
+      o[(s + t) * Dv + vs.x0 + x] = acc + cg.from_start(t, 0) * qs;
     });
-    delta_carry(ex, cg, Dv, K, U, S, S);
+    delta_carry(ex, cg, W, K, U, S, S);
   }
-  if (S != s_out) ex.parallel(dm.state_size(), [&](int64_t e) { s_out[e] = S[e]; });
+  store_state(ex, dm, vs, S, s_out);
 }
 
 // Backward: a forward sweep stores the state at every chunk start in ws (T/C
@@ -398,7 +442,7 @@ ATTNLAB_LINATTN_HD void delta_backward(Ex& ex, const ChunkDims& dm, const R* q, 
     const R *K = k + s * Dk, *V = v + s * Dv;
     ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
     delta_scores(ex, cg, q + s * Dk, K, beta + s, M, P, static_cast<R*>(nullptr));
-    delta_pseudo_values(ex, cg, Dv, K, V, beta + s, states + c * SZ, M, U, static_cast<R*>(nullptr));
+    delta_pseudo_values(ex, cg, Dv, Dv, K, V, beta + s, states + c * SZ, M, U, static_cast<R*>(nullptr));
     delta_carry(ex, cg, Dv, K, U, states + c * SZ, states + (c + 1) * SZ);
   }
 
@@ -409,7 +453,7 @@ ATTNLAB_LINATTN_HD void delta_backward(Ex& ex, const ChunkDims& dm, const R* q, 
     const R* S0 = states + c * SZ;
     ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
     delta_scores(ex, cg, Q, K, bc, M, P, KK);
-    delta_pseudo_values(ex, cg, Dv, K, V, bc, S0, M, U, KS);
+    delta_pseudo_values(ex, cg, Dv, Dv, K, V, bc, S0, M, U, KS);
 
     // dU (in dR until the solve) and the ungated dP.
     ex.parallel(L * Dv, [&](int64_t e) {

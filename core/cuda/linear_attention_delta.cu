@@ -2,7 +2,8 @@
 // backward). One thread block per (batch, head) sequence walks the chunks in
 // order with the running state [Dk, Dv] in shared memory (or its workspace slot
 // when too big); per chunk the UT transform's triangular solve runs down each
-// value column in its own thread. The math is linear_attention_chunks.h's
+// value column in its own thread, and with few sequences the forward splits the
+// value columns over blocks (results do not change). The math is linear_attention_chunks.h's
 // delta_forward / delta_backward (Yang et al., "Parallelizing Linear Transformers
 // with the Delta Rule over Sequence Length", sec. 3; Yang et al., "Gated Delta
 // Networks", sec. 3.3), the same code the host tests run. The backward stores the
@@ -18,14 +19,15 @@ using namespace linattn;
 
 template <class R>
 __global__ void __launch_bounds__(kThreads)
-    delta_forward_kernel(ChunkDims dm, const R* q, const R* k, const R* v, const R* beta, const R* g, const R* s0,
-                         R* o, R* state, R* ws, int64_t ws_stride, bool state_in_shared) {
-  const int64_t n = blockIdx.x, oq = n * dm.T * dm.Dk, ov = n * dm.T * dm.Dv, os = n * dm.state_size();
-  R* mine = ws + n * ws_stride;
+    delta_forward_kernel(ChunkDims dm, ValueSplit split, const R* q, const R* k, const R* v, const R* beta,
+                         const R* g, const R* s0, R* o, R* state, R* ws, int64_t ws_stride, bool state_in_shared) {
+  const int64_t b = blockIdx.x, n = b / split.slices;
+  const int64_t oq = n * dm.T * dm.Dk, ov = n * dm.T * dm.Dv, os = n * dm.state_size();
+  R* mine = ws + b * ws_stride;
   R* S = running_state(mine + DeltaWorkspace(dm, false).state, state_in_shared);
   BlockExecutor ex;
-  delta_forward(ex, dm, q + oq, k + oq, v + ov, beta + n * dm.T, g ? g + n * dm.T : nullptr, s0 ? s0 + os : nullptr,
-                o + ov, state + os, S, mine);
+  delta_forward(ex, dm, split.slice(b - n * split.slices), q + oq, k + oq, v + ov, beta + n * dm.T,
+                g ? g + n * dm.T : nullptr, s0 ? s0 + os : nullptr, o + ov, state + os, S, mine);
 }
 
 template <class R>
@@ -70,13 +72,14 @@ void delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const
   DeviceGuard guard(q.device().index);
   dispatch_float(q.dtype(), "delta_rule_chunked", [&]<class R>() {
     if constexpr (!std::is_same_v<R, bf16>) {
+      const ValueSplit split = forward_split(N, dm.Dv);
       const int64_t ws_stride = DeltaWorkspace(dm, false).size;
-      Tensor ws = Tensor::empty({N, ws_stride}, q.dtype(), q.device());
+      Tensor ws = Tensor::empty({N * split.slices, ws_stride}, q.dtype(), q.device());
       auto* kernel = delta_forward_kernel<R>;
-      const size_t smem = plan_state_smem(kernel, dm.state_size() * static_cast<int64_t>(sizeof(R)));
-      kernel<<<sequence_blocks(N, "delta_rule_chunked"), kThreads, smem>>>(
-          dm, ptr_or_null<R>(q), ptr_or_null<R>(k), ptr_or_null<R>(v), ptr_or_null<R>(beta), ptr_or_null<R>(g),
-          ptr_or_null<R>(state0), static_cast<R*>(o.raw_data()), static_cast<R*>(state.raw_data()),
+      const size_t smem = plan_state_smem(kernel, dm.Dk * split.W * static_cast<int64_t>(sizeof(R)));
+      kernel<<<sequence_blocks(N * split.slices, "delta_rule_chunked"), kThreads, smem>>>(
+          dm, split, ptr_or_null<R>(q), ptr_or_null<R>(k), ptr_or_null<R>(v), ptr_or_null<R>(beta),
+          ptr_or_null<R>(g), ptr_or_null<R>(state0), static_cast<R*>(o.raw_data()), static_cast<R*>(state.raw_data()),
           static_cast<R*>(ws.raw_data()), ws_stride, smem > 0);
       ATTNLAB_CUDA_CHECK_LAUNCH("delta_forward_kernel");
     }

@@ -70,10 +70,20 @@ inline int64_t sequences(const Tensor& q) {
   return n;
 }
 
-// Sequences (batch x heads): one block each on grid x (y and z stop at 65535).
-inline unsigned sequence_blocks(int64_t N, const char* op) {
-  ATTNLAB_CHECK(N <= 0x7fffffff, "cuda::", op, ": ", N, " sequences exceed the grid's 2^31 - 1 blocks");
-  return static_cast<unsigned>(N);
+// Sequences (batch x heads, times value slices in the forwards): one block each on
+// grid x (y and z stop at 65535).
+inline unsigned sequence_blocks(int64_t blocks, const char* op) {
+  ATTNLAB_CHECK(blocks <= 0x7fffffff, "cuda::", op, ": ", blocks,
+                " blocks (sequences x value slices) exceed the grid's 2^31 - 1");
+  return static_cast<unsigned>(blocks);
+}
+
+// The forwards' value split: about two blocks per SM of the current device.
+inline ValueSplit forward_split(int64_t N, int64_t Dv) {
+  int dev = 0, sms = 0;
+  ATTNLAB_CUDA_CHECK(cudaGetDevice(&dev));
+  ATTNLAB_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  return value_split(N, Dv, 2 * static_cast<int64_t>(sms));
 }
 
 // Dynamic shared memory for `kernel`'s running state of `state_bytes`, raising the

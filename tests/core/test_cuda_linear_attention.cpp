@@ -134,11 +134,12 @@ Results run_ops(const Inputs& in, int64_t chunk, bool delta) {
   return r;
 }
 
-// The shared algorithms on the host (CPU tensors of type R), every sequence with
-// a NaN-poisoned workspace; the running state in the workspace for even
-// sequences and in a separate buffer (as in shared memory) for odd ones.
+// The shared algorithms on the host (CPU tensors of type R), every sequence (and
+// value slice of `slice_width` columns in the forwards) with a NaN-poisoned
+// workspace; the running state in the workspace for even sequences and in a
+// separate buffer (as in shared memory) for odd ones.
 template <class R>
-Results run_shared(const Inputs& in, const Case& c, bool delta, bool reverse) {
+Results run_shared(const Inputs& in, const Case& c, bool delta, bool reverse, int64_t slice_width) {
   const ChunkDims dm{c.T, c.Dk, c.Dv, std::min(c.chunk, c.T), c.gate};
   const int64_t N = in.q.numel() / (c.T * c.Dk), T = c.T, Dk = c.Dk, Dv = c.Dv, gw = dm.gate_width();
   const DType dt = in.q.dtype();
@@ -162,14 +163,17 @@ Results run_shared(const Inputs& in, const Case& c, bool delta, bool reverse) {
       std::fill(own.begin(), own.end(), nan);
       return n % 2 ? own.data() : ws.data() + state_at;
     };
+    for (int64_t x0 = 0; x0 < Dv; x0 += slice_width) {
+      const la::ValueSlice vs{x0, std::min(slice_width, Dv - x0)};
+      R* S = fresh();
+      if (delta)
+        la::delta_forward(ex, dm, vs, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.beta, n * T),
+                          ptr(in.g, og), ptr(in.state0, os), ptr(r.o, ov), ptr(r.state, os), S, ws.data());
+      else
+        la::gla_forward(ex, dm, vs, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.g, og), ptr(in.state0, os),
+                        ptr(r.o, ov), ptr(r.state, os), S, ws.data());
+    }
     R* S = fresh();
-    if (delta)
-      la::delta_forward(ex, dm, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.beta, n * T), ptr(in.g, og),
-                        ptr(in.state0, os), ptr(r.o, ov), ptr(r.state, os), S, ws.data());
-    else
-      la::gla_forward(ex, dm, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.g, og), ptr(in.state0, os),
-                      ptr(r.o, ov), ptr(r.state, os), S, ws.data());
-    S = fresh();
     if (delta)
       la::delta_backward(ex, dm, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.beta, n * T), ptr(in.g, og),
                          ptr(in.state0, os), ptr(in.dout, ov), ptr(r.dq, oq), ptr(r.dk, oq), ptr(r.dv, ov),
@@ -206,13 +210,14 @@ void check_shared_on_host(bool delta) {
   for (const Case& c : cases(delta)) {
     Inputs in = make_inputs(c, delta, seed += 10);
     Results want64 = run_ops(in, c.chunk, delta);
-    for (bool reverse : {false, true}) {
-      std::string what = c.str() + (reverse ? " reversed" : "");
-      expect_results_close(run_shared<double>(in, c, delta, reverse), want64, 1e-11, what + " f64");
-      Inputs in32 = convert(in, DType::f32);
-      expect_results_close(run_shared<float>(in32, c, delta, reverse), run_ops(in32, c.chunk, delta), 2e-5,
-                           what + " f32");
-    }
+    Inputs in32 = convert(in, DType::f32);
+    Results want32 = run_ops(in32, c.chunk, delta);
+    for (bool reverse : {false, true})
+      for (int64_t width : {c.Dv, int64_t(2)}) {
+        std::string what = c.str() + (reverse ? " reversed" : "") + " slices of " + std::to_string(width);
+        expect_results_close(run_shared<double>(in, c, delta, reverse, width), want64, 1e-11, what + " f64");
+        expect_results_close(run_shared<float>(in32, c, delta, reverse, width), want32, 2e-5, what + " f32");
+      }
   }
 }
 
@@ -258,6 +263,34 @@ TEST(CudaLinearAttentionPlan, StateGoesToSharedMemoryOnlyWhenItFits) {
   EXPECT_EQ(la::state_smem_bytes(128 * 1024, 2048, 227 * 1024), 128 * 1024);
   EXPECT_EQ(la::state_smem_bytes(226 * 1024, 2048, 227 * 1024), 0);
   EXPECT_EQ(la::state_smem_bytes(256 * 1024, 0, 227 * 1024), 0);
+}
+
+TEST(CudaLinearAttentionPlan, ValueSlicesAreWideAndCoverDv) {
+  // Many sequences: one slice. Few: slices of >= 16 columns, about the target in all.
+  auto s = la::value_split(1000, 64, 264);
+  EXPECT_EQ(s.slices, 1);
+  EXPECT_EQ(s.W, 64);
+  s = la::value_split(8, 128, 264);
+  EXPECT_EQ(s.slices, 8);
+  EXPECT_EQ(s.W, 16);
+  s = la::value_split(8, 40, 264);  // at most 40 / 16 = 2 slices: 20 + 20
+  EXPECT_EQ(s.slices, 2);
+  EXPECT_EQ(s.W, 20);
+  s = la::value_split(100, 100, 264);  // 3 slices wanted: 34 + 34 + 32
+  EXPECT_EQ(s.slices, 3);
+  EXPECT_EQ(s.slice(2).x0, 68);
+  EXPECT_EQ(s.slice(2).W, 32);
+  for (int64_t Dv : {0, 1, 15, 16, 17, 33, 100, 257})
+    for (int64_t N : {1, 7, 264, 5000}) {
+      s = la::value_split(N, Dv, 264);
+      int64_t covered = 0;
+      for (int64_t i = 0; i < s.slices; ++i) {
+        EXPECT_EQ(s.slice(i).x0, covered);
+        EXPECT_GE(s.slice(i).W, i + 1 < s.slices ? la::kMinSliceWidth : 0);
+        covered += s.slice(i).W;
+      }
+      EXPECT_EQ(covered, Dv) << "N " << N << " Dv " << Dv;
+    }
 }
 
 TEST(CudaLinearAttentionShared, GatedLinearAttentionEqualsTheCpuKernel) { check_shared_on_host(false); }
