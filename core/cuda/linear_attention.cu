@@ -1,7 +1,8 @@
 // Chunkwise gated linear attention on the GPU (ops::linear_attention_chunked and
 // its backward). One thread block per (batch, head) sequence walks the chunks in
-// order with the running state [Dk, Dv] in shared memory (or its workspace slot
-// when too big); inside a chunk every phase spreads its outputs over the block's
+// order with its scratch (the running state [Dk, Dv] and the chunk's buffers) in
+// shared memory when it fits, else the state alone, else all in its global
+// workspace slot; inside a chunk every phase spreads its outputs over the block's
 // threads. With few sequences the forward also splits the value columns over
 // blocks (each recomputes the chunk's scores; results do not change). The math is
 // linear_attention_chunks.h's gla_forward / gla_backward
@@ -19,27 +20,24 @@ using namespace linattn;
 
 template <class R>
 __global__ void __launch_bounds__(kThreads)
-    gla_forward_kernel(ChunkDims dm, ValueSplit split, const R* q, const R* k, const R* v, const R* g,
-                       const R* s0, R* o, R* state, R* ws, int64_t ws_stride, bool state_in_shared) {
-  const int64_t b = blockIdx.x, n = b / split.slices;
+    gla_forward_kernel(ChunkDims dm, ValueSplit vsplit, const R* q, const R* k, const R* v, const R* g,
+                       const R* s0, R* o, R* state, R* ws, int64_t ws_stride, int64_t split) {
+  const int64_t b = blockIdx.x, n = b / vsplit.slices;
   const int64_t oq = n * dm.T * dm.Dk, ov = n * dm.T * dm.Dv, os = n * dm.state_size();
-  R* mine = ws + b * ws_stride;
-  R* S = running_state(mine + GlaWorkspace(dm).state, state_in_shared);
   BlockExecutor ex;
-  gla_forward(ex, dm, split.slice(b - n * split.slices), q + oq, k + oq, v + ov,
-              g ? g + n * dm.T * dm.gate_width() : nullptr, s0 ? s0 + os : nullptr, o + ov, state + os, S, mine);
+  gla_forward(ex, dm, vsplit.slice(b - n * vsplit.slices), q + oq, k + oq, v + ov,
+              g ? g + n * dm.T * dm.gate_width() : nullptr, s0 ? s0 + os : nullptr, o + ov, state + os,
+              block_scratch(ws, ws_stride, split));
 }
 
 template <class R>
 __global__ void __launch_bounds__(kThreads)
     gla_backward_kernel(ChunkDims dm, const R* q, const R* k, const R* v, const R* g, const R* s0, const R* dout,
-                        R* dq, R* dk, R* dv, R* dg, R* ws, int64_t ws_stride, bool state_in_shared) {
+                        R* dq, R* dk, R* dv, R* dg, R* ws, int64_t ws_stride, int64_t split) {
   const int64_t n = blockIdx.x, oq = n * dm.T * dm.Dk, ov = n * dm.T * dm.Dv, og = n * dm.T * dm.gate_width();
-  R* mine = ws + n * ws_stride;
-  R* S = running_state(mine + GlaWorkspace(dm).state, state_in_shared);
   BlockExecutor ex;
   gla_backward(ex, dm, q + oq, k + oq, v + ov, g ? g + og : nullptr, s0 ? s0 + n * dm.state_size() : nullptr,
-               dout + ov, dq + oq, dk + oq, dv + ov, dg ? dg + og : nullptr, S, mine);
+               dout + ov, dq + oq, dk + oq, dv + ov, dg ? dg + og : nullptr, block_scratch(ws, ws_stride, split));
 }
 
 }  // namespace
@@ -64,15 +62,17 @@ void linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v,
   DeviceGuard guard(q.device().index);
   dispatch_float(q.dtype(), "linear_attention_chunked", [&]<class R>() {
     if constexpr (!std::is_same_v<R, bf16>) {
-      const ValueSplit split = forward_split(N, dm.Dv);
-      const int64_t ws_stride = GlaWorkspace(dm).size;
-      Tensor ws = Tensor::empty({N * split.slices, ws_stride}, q.dtype(), q.device());
+      const ValueSplit vsplit = forward_split(N, dm.Dv);
+      const GlaWorkspace w(dm, vsplit.W);
+      const int64_t blocks = N * vsplit.slices;
       auto* kernel = gla_forward_kernel<R>;
-      const size_t smem = plan_state_smem(kernel, dm.Dk * split.W * static_cast<int64_t>(sizeof(R)));
-      kernel<<<sequence_blocks(N * split.slices, "linear_attention_chunked"), kThreads, smem>>>(
-          dm, split, ptr_or_null<R>(q), ptr_or_null<R>(k), ptr_or_null<R>(v), ptr_or_null<R>(g),
+      const int64_t elem = static_cast<int64_t>(sizeof(R)), split = plan_shared(kernel, w, elem);
+      const size_t smem = static_cast<size_t>(split * elem);
+      Tensor ws = Tensor::empty({blocks, w.size}, q.dtype(), q.device());
+      kernel<<<sequence_blocks(blocks, "linear_attention_chunked"), kThreads, smem>>>(
+          dm, vsplit, ptr_or_null<R>(q), ptr_or_null<R>(k), ptr_or_null<R>(v), ptr_or_null<R>(g),
           ptr_or_null<R>(state0), static_cast<R*>(o.raw_data()), static_cast<R*>(state.raw_data()),
-          static_cast<R*>(ws.raw_data()), ws_stride, smem > 0);
+          static_cast<R*>(ws.raw_data()), w.size, split);
       ATTNLAB_CUDA_CHECK_LAUNCH("gla_forward_kernel");
     }
   });
@@ -97,15 +97,17 @@ void linear_attention_chunked_backward(const Tensor& q, const Tensor& k, const T
   DeviceGuard guard(q.device().index);
   dispatch_float(q.dtype(), "linear_attention_chunked_backward", [&]<class R>() {
     if constexpr (!std::is_same_v<R, bf16>) {
-      const int64_t ws_stride = GlaWorkspace(dm).size;
-      Tensor ws = Tensor::empty({N, ws_stride}, q.dtype(), q.device());
+      const GlaWorkspace w(dm, dm.Dv);
+      const int64_t blocks = N;
       auto* kernel = gla_backward_kernel<R>;
-      const size_t smem = plan_state_smem(kernel, dm.state_size() * static_cast<int64_t>(sizeof(R)));
-      kernel<<<sequence_blocks(N, "linear_attention_chunked_backward"), kThreads, smem>>>(
+      const int64_t elem = static_cast<int64_t>(sizeof(R)), split = plan_shared(kernel, w, elem);
+      const size_t smem = static_cast<size_t>(split * elem);
+      Tensor ws = Tensor::empty({blocks, w.size}, q.dtype(), q.device());
+      kernel<<<sequence_blocks(blocks, "linear_attention_chunked_backward"), kThreads, smem>>>(
           dm, ptr_or_null<R>(q), ptr_or_null<R>(k), ptr_or_null<R>(v), ptr_or_null<R>(g), ptr_or_null<R>(state0),
           ptr_or_null<R>(dout), static_cast<R*>(dq.raw_data()), static_cast<R*>(dk.raw_data()),
           static_cast<R*>(dv.raw_data()), dm.gate == GateKind::none ? nullptr : static_cast<R*>(dg.raw_data()),
-          static_cast<R*>(ws.raw_data()), ws_stride, smem > 0);
+          static_cast<R*>(ws.raw_data()), w.size, split);
       ATTNLAB_CUDA_CHECK_LAUNCH("gla_backward_kernel");
     }
   });

@@ -71,31 +71,33 @@ inline ValueSplit value_split(int64_t sequences, int64_t Dv, int64_t target_bloc
   return {W < 1 ? 1 : (Dv + W - 1) / W, W, Dv};
 }
 
-// Per-sequence scratch, carved from one [sequences, size] buffer in the order
-// listed. `state` is the running state (or its gradient) when it does not live in
-// shared memory; a kernel points at shared memory instead when it fits.
+// One block's scratch, in the order listed, for W value columns (the forward's
+// slice width; Dv in the backwards): the running state (or its gradient) first,
+// then the chunk's buffers, then (delta backward) the state at every chunk start.
+// `shared_end` ends what may live in shared memory (see Scratch).
 struct GlaWorkspace {
-  int64_t state, B, Qg, Kg, A, dA, size;
-  ATTNLAB_LINATTN_HD explicit GlaWorkspace(const ChunkDims& d) {
+  int64_t state, B, Qg, Kg, A, dA, size, state_end, shared_end;
+  ATTNLAB_LINATTN_HD GlaWorkspace(const ChunkDims& d, int64_t W) {
     int64_t o = 0;
-    state = o, o += d.state_size();
+    state = o, o += d.Dk * W;
+    state_end = o;
     B = o, o += d.C * d.gate_width();
     Qg = o, o += d.C * d.Dk;
     Kg = o, o += d.C * d.Dk;
     A = o, o += d.C * d.C;
     dA = o, o += d.C * d.C;
-    size = o;
+    shared_end = size = o;
   }
 };
 
 struct DeltaWorkspace {
-  int64_t state, states, B, db, ey, KK, M, P, dP, dLm, KS, U, dR, Tk, Y, Z, size;
-  // `backward`: room for the state at every chunk start and the backward's buffers.
-  ATTNLAB_LINATTN_HD DeltaWorkspace(const ChunkDims& d, bool backward) {
-    const int64_t CC = d.C * d.C, CV = d.C * d.Dv, CK = d.C * d.Dk, bw = backward ? 1 : 0;
+  int64_t state, B, db, ey, KK, M, P, dP, dLm, KS, U, dR, Tk, Y, Z, states, size, state_end, shared_end;
+  // `backward`: the backward's buffers and room for the state at every chunk start.
+  ATTNLAB_LINATTN_HD DeltaWorkspace(const ChunkDims& d, bool backward, int64_t W) {
+    const int64_t CC = d.C * d.C, CV = d.C * W, CK = d.C * d.Dk, bw = backward ? 1 : 0;
     int64_t o = 0;
-    state = o, o += d.state_size();
-    states = o, o += bw * d.chunks() * d.state_size();
+    state = o, o += d.Dk * W;
+    state_end = o;
     B = o, o += d.C;
     db = o, o += bw * d.C;
     ey = o, o += bw * d.C;
@@ -110,15 +112,32 @@ struct DeltaWorkspace {
     Tk = o, o += bw * CK;
     Y = o, o += bw * CK;
     Z = o, o += bw * CK;
+    shared_end = o;
+    states = o, o += bw * d.chunks() * d.Dk * W;
     size = o;
   }
 };
 
-// Dynamic shared memory for a kernel's running state [Dk, Dv]: all of it when the
-// state and the kernel's static shared memory fit under the device's opt-in
-// limit per block, else 0 (the state then lives in the global workspace).
-inline int64_t state_smem_bytes(int64_t state_bytes, int64_t static_bytes, int64_t optin_limit) {
-  return state_bytes + static_bytes <= optin_limit ? state_bytes : 0;
+// Where a block's scratch lives: elements [0, split) of the layout in shared
+// memory, the rest in the block's slot of the global workspace (split falls on
+// a region boundary, so every buffer is in one place).
+template <class R>
+struct Scratch {
+  R* shared;
+  R* global;
+  int64_t split;
+  ATTNLAB_LINATTN_HD R* at(int64_t offset) const { return offset < split ? shared + offset : global + offset; }
+};
+
+// The split for a layout: everything up to shared_end when it fits in the
+// device's opt-in shared memory per block (beside the kernel's static shared
+// memory), else the running state alone, else nothing.
+inline int64_t shared_split(int64_t state_end, int64_t shared_end, int64_t elem_bytes, int64_t static_bytes,
+                            int64_t optin_limit) {
+  const int64_t room = optin_limit - static_bytes;
+  if (shared_end * elem_bytes <= room) return shared_end;
+  if (state_end * elem_bytes <= room) return state_end;
+  return 0;
 }
 
 // The cumulative log-gates of one chunk (B, [L] or [L, Dk]) and the decays from them.
@@ -181,7 +200,7 @@ ATTNLAB_LINATTN_HD void init_state(Ex& ex, const ChunkDims& dm, const R* s0, R* 
 //   O = A V + (Q (.) exp(B)) S,   A_ij = sum_d q_id k_jd exp(B_id - B_jd), j <= i
 //   S <- diag(exp(B_{L-1})) S + (K (.) exp(B_{L-1} - B))^T V
 // q, k [T, Dk], v, o [T, Dv], g [T] / [T, Dk] / null, s0 null or [Dk, Dv];
-// S the running state (shared memory or ws + state), left in s_out.
+// ws the block's scratch (the running state S first), the state left in s_out.
 
 // Qg = Q (.) exp(B), Kg = K (.) exp(B_{L-1} - B) for the chunk.
 template <class R, class Ex>
@@ -227,15 +246,15 @@ ATTNLAB_LINATTN_HD void store_state(Ex& ex, const ChunkDims& dm, ValueSlice vs, 
 
 template <class R, class Ex>
 ATTNLAB_LINATTN_HD void gla_forward(Ex& ex, const ChunkDims& dm, ValueSlice vs, const R* q, const R* k, const R* v,
-                                    const R* g, const R* s0, R* o, R* s_out, R* S, R* ws) {
-  const GlaWorkspace w(dm);
+                                    const R* g, const R* s0, R* o, R* s_out, Scratch<R> ws) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, W = vs.W;
-  R *Qg = ws + w.Qg, *Kg = ws + w.Kg, *A = ws + w.A;
+  const GlaWorkspace w(dm, W);
+  R *S = ws.at(w.state), *Qg = ws.at(w.Qg), *Kg = ws.at(w.Kg), *A = ws.at(w.A);
   load_state(ex, dm, vs, s0, S);
   for (int64_t c = 0; c < dm.chunks(); ++c) {
     const int64_t s = dm.start(c), L = dm.len(c);
     const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv + vs.x0;
-    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
+    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws.at(w.B));
     gla_scaled_rows(ex, cg, Q, K, Qg, Kg);
     ex.parallel(L * L, [&](int64_t e) {
       const int64_t i = e / L, j = e - i * L;
@@ -262,16 +281,16 @@ ATTNLAB_LINATTN_HD void gla_forward(Ex& ex, const ChunkDims& dm, ValueSlice vs, 
 // log-gate), so dL/dC_t = q_t (.) dq_t - k_t (.) dk_t and dg is its reverse cumsum.
 template <class R, class Ex>
 ATTNLAB_LINATTN_HD void gla_backward(Ex& ex, const ChunkDims& dm, const R* q, const R* k, const R* v, const R* g,
-                                     const R* s0, const R* dout, R* dq, R* dk, R* dv, R* dg, R* S, R* ws) {
-  const GlaWorkspace w(dm);
+                                     const R* s0, const R* dout, R* dq, R* dk, R* dv, R* dg, Scratch<R> ws) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, T = dm.T;
-  R *Qg = ws + w.Qg, *Kg = ws + w.Kg, *A = ws + w.A, *dA = ws + w.dA;
+  const GlaWorkspace w(dm, Dv);
+  R *S = ws.at(w.state), *Qg = ws.at(w.Qg), *Kg = ws.at(w.Kg), *A = ws.at(w.A), *dA = ws.at(w.dA);
 
   init_state(ex, dm, s0, S);
   for (int64_t c = 0; c < dm.chunks(); ++c) {
     const int64_t s = dm.start(c), L = dm.len(c);
     const R *dO = dout + s * Dv;
-    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
+    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws.at(w.B));
     ex.parallel(L * Dk, [&](int64_t e) {
       const int64_t i = e / Dk, d = e - i * Dk;
       dq[s * Dk + e] = cg.from_start(i, d) * dot(dO + i * Dv, S + d * Dv, Dv);
@@ -285,7 +304,7 @@ ATTNLAB_LINATTN_HD void gla_backward(Ex& ex, const ChunkDims& dm, const R* q, co
   for (int64_t c = dm.chunks() - 1; c >= 0; --c) {
     const int64_t s = dm.start(c), L = dm.len(c);
     const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv, *dO = dout + s * Dv;
-    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
+    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws.at(w.B));
     gla_scaled_rows(ex, cg, Q, K, Qg, Kg);
     ex.parallel(L * L, [&](int64_t e) {
       const int64_t i = e / L, j = e - i * L;
@@ -390,15 +409,15 @@ ATTNLAB_LINATTN_HD void delta_carry(Ex& ex, const ChunkGates<R>& cg, int64_t W, 
 
 template <class R, class Ex>
 ATTNLAB_LINATTN_HD void delta_forward(Ex& ex, const ChunkDims& dm, ValueSlice vs, const R* q, const R* k, const R* v,
-                                      const R* beta, const R* g, const R* s0, R* o, R* s_out, R* S, R* ws) {
-  const DeltaWorkspace w(dm, false);
+                                      const R* beta, const R* g, const R* s0, R* o, R* s_out, Scratch<R> ws) {
   const int64_t Dk = dm.Dk, Dv = dm.Dv, W = vs.W;
-  R *M = ws + w.M, *P = ws + w.P, *U = ws + w.U;
+  const DeltaWorkspace w(dm, false, W);
+  R *S = ws.at(w.state), *M = ws.at(w.M), *P = ws.at(w.P), *U = ws.at(w.U);
   load_state(ex, dm, vs, s0, S);
   for (int64_t c = 0; c < dm.chunks(); ++c) {
     const int64_t s = dm.start(c), L = dm.len(c);
     const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv + vs.x0;
-    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
+    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws.at(w.B));
     delta_scores(ex, cg, Q, K, beta + s, M, P, static_cast<R*>(nullptr));
     delta_pseudo_values(ex, cg, Dv, W, K, V, beta + s, S, M, U, static_cast<R*>(nullptr));
     ex.parallel(L * W, [&](int64_t e) {
@@ -428,19 +447,19 @@ ATTNLAB_LINATTN_HD void delta_forward(Ex& ex, const ChunkDims& dm, ValueSlice vs
 template <class R, class Ex>
 ATTNLAB_LINATTN_HD void delta_backward(Ex& ex, const ChunkDims& dm, const R* q, const R* k, const R* v, const R* beta,
                                        const R* g, const R* s0, const R* dout, R* dq, R* dk, R* dv, R* dbeta, R* dg,
-                                       R* dS, R* ws) {
-  const DeltaWorkspace w(dm, true);
+                                       Scratch<R> ws) {
+  const DeltaWorkspace w(dm, true, dm.Dv);
   const int64_t Dk = dm.Dk, Dv = dm.Dv, SZ = dm.state_size(), chunks = dm.chunks();
   const bool gated = dm.gate == GateKind::scalar;
-  R *states = ws + w.states, *db = ws + w.db, *ey = ws + w.ey, *KK = ws + w.KK, *M = ws + w.M, *P = ws + w.P,
-    *dP = ws + w.dP, *dLm = ws + w.dLm, *KS = ws + w.KS, *U = ws + w.U, *dR = ws + w.dR, *Tk = ws + w.Tk,
-    *Y = ws + w.Y, *Z = ws + w.Z;
+  R *dS = ws.at(w.state), *states = ws.at(w.states), *db = ws.at(w.db), *ey = ws.at(w.ey), *KK = ws.at(w.KK),
+    *M = ws.at(w.M), *P = ws.at(w.P), *dP = ws.at(w.dP), *dLm = ws.at(w.dLm), *KS = ws.at(w.KS), *U = ws.at(w.U),
+    *dR = ws.at(w.dR), *Tk = ws.at(w.Tk), *Y = ws.at(w.Y), *Z = ws.at(w.Z);
 
   init_state(ex, dm, s0, states);
   for (int64_t c = 0; c + 1 < chunks; ++c) {
     const int64_t s = dm.start(c), L = dm.len(c);
     const R *K = k + s * Dk, *V = v + s * Dv;
-    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
+    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws.at(w.B));
     delta_scores(ex, cg, q + s * Dk, K, beta + s, M, P, static_cast<R*>(nullptr));
     delta_pseudo_values(ex, cg, Dv, Dv, K, V, beta + s, states + c * SZ, M, U, static_cast<R*>(nullptr));
     delta_carry(ex, cg, Dv, K, U, states + c * SZ, states + (c + 1) * SZ);
@@ -451,7 +470,7 @@ ATTNLAB_LINATTN_HD void delta_backward(Ex& ex, const ChunkDims& dm, const R* q, 
     const int64_t s = dm.start(c), L = dm.len(c);
     const R *Q = q + s * Dk, *K = k + s * Dk, *V = v + s * Dv, *dO = dout + s * Dv, *bc = beta + s;
     const R* S0 = states + c * SZ;
-    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws + w.B);
+    ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws.at(w.B));
     delta_scores(ex, cg, Q, K, bc, M, P, KK);
     delta_pseudo_values(ex, cg, Dv, Dv, K, V, bc, S0, M, U, KS);
 

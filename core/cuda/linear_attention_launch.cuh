@@ -1,7 +1,7 @@
 #pragma once
 // Launch plumbing shared by linear_attention.cu and linear_attention_delta.cu:
 // the thread-block executor of the phases in linear_attention_chunks.h, the shape
-// of a call, the running state's placement in shared memory, and the bf16 detour.
+// of a call, the scratch's placement in shared memory, and the bf16 detour.
 #include <algorithm>
 
 #include "core/cuda/block_reduce.cuh"
@@ -44,12 +44,12 @@ struct BlockExecutor {
   }
 };
 
-// The running state of this block's sequence: dynamic shared memory when the
-// launch gave it room, else its slot in the workspace.
+// This block's scratch: the first `split` elements in dynamic shared memory (as
+// many as the launch gave), the rest in its slot of the global workspace.
 template <class R>
-__device__ R* running_state(R* ws_state, bool in_shared) {
+__device__ Scratch<R> block_scratch(R* ws, int64_t ws_stride, int64_t split) {
   extern __shared__ __align__(16) unsigned char linattn_smem[];
-  return in_shared ? reinterpret_cast<R*>(linattn_smem) : ws_state;
+  return {reinterpret_cast<R*>(linattn_smem), ws + static_cast<int64_t>(blockIdx.x) * ws_stride, split};
 }
 
 inline GateKind gate_kind(const Tensor& g, const Tensor& q) {
@@ -86,20 +86,21 @@ inline ValueSplit forward_split(int64_t N, int64_t Dv) {
   return value_split(N, Dv, 2 * static_cast<int64_t>(sms));
 }
 
-// Dynamic shared memory for `kernel`'s running state of `state_bytes`, raising the
-// kernel's limit past the default 48 KiB when needed; 0 when it does not fit.
-template <class Kernel>
-size_t plan_state_smem(Kernel* kernel, int64_t state_bytes) {
+// The shared/global split of `kernel`'s scratch layout (`Layout`: GlaWorkspace or
+// DeltaWorkspace) for elements of `elem_bytes`, raising the kernel's dynamic
+// shared memory limit past the default 48 KiB when needed.
+template <class Kernel, class Layout>
+int64_t plan_shared(Kernel* kernel, const Layout& w, int64_t elem_bytes) {
   int dev = 0, optin = 0;
   ATTNLAB_CUDA_CHECK(cudaGetDevice(&dev));
   ATTNLAB_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   cudaFuncAttributes attr{};
   ATTNLAB_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
-  const int64_t bytes = state_smem_bytes(state_bytes, static_cast<int64_t>(attr.sharedSizeBytes), optin);
-  if (bytes > 0)
-    ATTNLAB_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  return static_cast<size_t>(bytes);
+  const int64_t split = shared_split(w.state_end, w.shared_end, elem_bytes, static_cast<int64_t>(attr.sharedSizeBytes),
+                                     optin);
+  ATTNLAB_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(split * elem_bytes)));
+  return split;
 }
 
 template <class R>

@@ -134,10 +134,11 @@ Results run_ops(const Inputs& in, int64_t chunk, bool delta) {
   return r;
 }
 
-// The shared algorithms on the host (CPU tensors of type R), every sequence (and
-// value slice of `slice_width` columns in the forwards) with a NaN-poisoned
-// workspace; the running state in the workspace for even sequences and in a
-// separate buffer (as in shared memory) for odd ones.
+// The shared algorithms on the host (CPU tensors of type R), every block (a
+// sequence, or a value slice of `slice_width` columns in the forwards) with
+// NaN-poisoned scratch split between a "shared" and a "global" buffer in each of
+// the three ways a launch may choose (nothing, the state, all but the delta
+// backward's chunk-start states in shared memory), in turn.
 template <class R>
 Results run_shared(const Inputs& in, const Case& c, bool delta, bool reverse, int64_t slice_width) {
   const ChunkDims dm{c.T, c.Dk, c.Dv, std::min(c.chunk, c.T), c.gate};
@@ -150,37 +151,37 @@ Results run_shared(const Inputs& in, const Case& c, bool delta, bool reverse, in
             Tensor::empty_like(in.v),
             delta ? Tensor::empty_like(in.beta) : Tensor(),
             in.g.defined() ? Tensor::empty_like(in.g) : Tensor()};
-  const int64_t ws_size = delta ? DeltaWorkspace(dm, true).size : GlaWorkspace(dm).size;
-  const int64_t state_at = delta ? DeltaWorkspace(dm, true).state : GlaWorkspace(dm).state;
   const R nan = std::numeric_limits<R>::quiet_NaN();
-  std::vector<R> ws, own(static_cast<size_t>(Dk * Dv));
+  std::vector<R> shared, global;
+  int64_t block = 0;
+  auto scratch = [&](const auto& layout) {
+    shared.assign(static_cast<size_t>(layout.shared_end), nan);
+    global.assign(static_cast<size_t>(layout.size), nan);
+    const int64_t splits[] = {0, layout.state_end, layout.shared_end};
+    return la::Scratch<R>{shared.data(), global.data(), splits[block++ % 3]};
+  };
   SerialExecutor ex{reverse};
   auto ptr = [](const Tensor& t, int64_t off) -> R* { return t.defined() ? t.data<R>() + off : nullptr; };
   for (int64_t n = 0; n < N; ++n) {
     const int64_t oq = n * T * Dk, ov = n * T * Dv, os = n * Dk * Dv, og = n * T * gw;
-    auto fresh = [&] {
-      ws.assign(static_cast<size_t>(ws_size), nan);
-      std::fill(own.begin(), own.end(), nan);
-      return n % 2 ? own.data() : ws.data() + state_at;
-    };
     for (int64_t x0 = 0; x0 < Dv; x0 += slice_width) {
       const la::ValueSlice vs{x0, std::min(slice_width, Dv - x0)};
-      R* S = fresh();
       if (delta)
         la::delta_forward(ex, dm, vs, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.beta, n * T),
-                          ptr(in.g, og), ptr(in.state0, os), ptr(r.o, ov), ptr(r.state, os), S, ws.data());
+                          ptr(in.g, og), ptr(in.state0, os), ptr(r.o, ov), ptr(r.state, os),
+                          scratch(DeltaWorkspace(dm, false, vs.W)));
       else
         la::gla_forward(ex, dm, vs, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.g, og), ptr(in.state0, os),
-                        ptr(r.o, ov), ptr(r.state, os), S, ws.data());
+                        ptr(r.o, ov), ptr(r.state, os), scratch(GlaWorkspace(dm, vs.W)));
     }
-    R* S = fresh();
     if (delta)
       la::delta_backward(ex, dm, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.beta, n * T), ptr(in.g, og),
                          ptr(in.state0, os), ptr(in.dout, ov), ptr(r.dq, oq), ptr(r.dk, oq), ptr(r.dv, ov),
-                         ptr(r.dbeta, n * T), ptr(r.dg, og), S, ws.data());
+                         ptr(r.dbeta, n * T), ptr(r.dg, og), scratch(DeltaWorkspace(dm, true, Dv)));
     else
       la::gla_backward(ex, dm, ptr(in.q, oq), ptr(in.k, oq), ptr(in.v, ov), ptr(in.g, og), ptr(in.state0, os),
-                       ptr(in.dout, ov), ptr(r.dq, oq), ptr(r.dk, oq), ptr(r.dv, ov), ptr(r.dg, og), S, ws.data());
+                       ptr(in.dout, ov), ptr(r.dq, oq), ptr(r.dk, oq), ptr(r.dv, ov), ptr(r.dg, og),
+                       scratch(GlaWorkspace(dm, Dv)));
   }
   return r;
 }
@@ -239,7 +240,7 @@ TEST(CudaLinearAttentionPlan, ChunksCoverTheSequence) {
 
 TEST(CudaLinearAttentionPlan, WorkspaceRegionsAreDisjointAndSized) {
   const ChunkDims d{10, 5, 3, 4, GateKind::diag};
-  const GlaWorkspace g(d);
+  const GlaWorkspace g(d, 3);
   const std::vector<std::pair<int64_t, int64_t>> gla{{g.state, 15}, {g.B, 20}, {g.Qg, 20},
                                                      {g.Kg, 20},    {g.A, 16}, {g.dA, 16}};
   int64_t at = 0;
@@ -248,21 +249,32 @@ TEST(CudaLinearAttentionPlan, WorkspaceRegionsAreDisjointAndSized) {
     at += n;
   }
   EXPECT_EQ(g.size, at);
+  EXPECT_EQ(g.state_end, 15);
+  EXPECT_EQ(g.shared_end, g.size);
+  EXPECT_EQ(GlaWorkspace(d, 2).B, 10);  // a value slice of 2 columns: state [5, 2]
 
   const ChunkDims ds{10, 5, 3, 4, GateKind::scalar};
-  const DeltaWorkspace f(ds, false), b(ds, true);
+  const DeltaWorkspace f(ds, false, 3), b(ds, true, 3);
   EXPECT_EQ(f.size, 15 + 4 + 16 + 16 + 12);  // state, B, M, P, U
-  // state, 3 chunk states, B, db, ey, KK, M, P, dP, dLm, KS, U, dR, Tk, Y, Z
-  EXPECT_EQ(b.size, 15 + 3 * 15 + 3 * 4 + 5 * 16 + 3 * 12 + 3 * 20);
-  EXPECT_EQ(b.states, 15);
-  EXPECT_EQ(b.Z + 20, b.size);
+  EXPECT_EQ(f.shared_end, f.size);
+  // state, B, db, ey, KK, M, P, dP, dLm, KS, U, dR, Tk, Y, Z, then 3 chunk states
+  EXPECT_EQ(b.shared_end, 15 + 3 * 4 + 5 * 16 + 3 * 12 + 3 * 20);
+  EXPECT_EQ(b.Z + 20, b.shared_end);
+  EXPECT_EQ(b.states, b.shared_end);
+  EXPECT_EQ(b.size, b.shared_end + 3 * 15);
 }
 
-TEST(CudaLinearAttentionPlan, StateGoesToSharedMemoryOnlyWhenItFits) {
-  EXPECT_EQ(la::state_smem_bytes(64 * 1024, 2048, 227 * 1024), 64 * 1024);
-  EXPECT_EQ(la::state_smem_bytes(128 * 1024, 2048, 227 * 1024), 128 * 1024);
-  EXPECT_EQ(la::state_smem_bytes(226 * 1024, 2048, 227 * 1024), 0);
-  EXPECT_EQ(la::state_smem_bytes(256 * 1024, 0, 227 * 1024), 0);
+TEST(CudaLinearAttentionPlan, SharedMemoryTakesAllTheScratchOrTheStateOrNothing) {
+  const int64_t K = 1024, optin = 227 * K;
+  // state 64 KiB, scratch 100 KiB in all, 2 KiB static: all of it fits.
+  EXPECT_EQ(la::shared_split(16 * K, 25 * K, 4, 2 * K, optin), 25 * K);
+  // f64: 240 KiB of scratch does not fit beside 2 KiB static, the 128 KiB state does;
+  // a 232 KiB state does not either.
+  EXPECT_EQ(la::shared_split(16 * K, 30 * K, 8, 2 * K, optin), 16 * K);
+  EXPECT_EQ(la::shared_split(29 * K, 30 * K, 8, 2 * K, optin), 0);
+  EXPECT_EQ(la::shared_split(0, 0, 8, 0, optin), 0);
+  // Exactly at the limit still fits.
+  EXPECT_EQ(la::shared_split(K, (optin - 2 * K) / 4, 4, 2 * K, optin), (optin - 2 * K) / 4);
 }
 
 TEST(CudaLinearAttentionPlan, ValueSlicesAreWideAndCoverDv) {
@@ -337,13 +349,15 @@ TEST(CudaLinearAttention, DeltaRuleMatchesCpu) {
   check_on_device(true);
 }
 
-// Many threads per phase (64-wide keys, 100 steps in chunks of 32; the f64 state,
-// 64 x 100 x 8 bytes, needs more than the default 48 KiB of shared memory), and a
-// state too big for shared memory in f64 (192 x 160 x 8 bytes > 227 KiB), which
-// then lives in the workspace.
+// Many threads per phase and every placement of the scratch: 64-wide keys, 100
+// steps in chunks of 32 (all scratch in shared memory, past the default 48 KiB in
+// f64); 128 x 128 heads in chunks of 64 (in f64 only the 128 KiB state fits); a
+// state too big for shared memory in f64 (192 x 160 x 8 bytes > 227 KiB).
 TEST(CudaLinearAttention, WideHeadsMatchCpu) {
   SKIP_WITHOUT_CUDA();
-  const Case shapes[] = {{100, 64, 100, 32, GateKind::scalar, true}, {20, 192, 160, 8, GateKind::scalar, true}};
+  const Case shapes[] = {{100, 64, 100, 32, GateKind::scalar, true},
+                         {70, 128, 128, 64, GateKind::scalar, true},
+                         {20, 192, 160, 8, GateKind::scalar, true}};
   for (bool delta : {false, true})
     for (Case c : shapes)
       for (GateKind gk : {GateKind::scalar, delta ? GateKind::none : GateKind::diag}) {
