@@ -357,7 +357,8 @@ ATTNLAB_LINATTN_HD void gla_backward(Ex& ex, const ChunkDims& dm, const R* q, co
 //   S <- Gamma_{L-1} S + (diag(E) K)^T U
 // beta [T]; other arguments as gla_forward.
 
-// The chunk's M = Lm (zero on and above the diagonal), P, and with KK non-null K K^T.
+// The chunk's M = Lm (zero on and above the diagonal), and with P / KK non-null
+// P and K K^T.
 template <class R, class Ex>
 ATTNLAB_LINATTN_HD void delta_scores(Ex& ex, const ChunkGates<R>& cg, const R* Q, const R* K, const R* beta, R* M,
                                      R* P, R* KK) {
@@ -367,7 +368,7 @@ ATTNLAB_LINATTN_HD void delta_scores(Ex& ex, const ChunkGates<R>& cg, const R* Q
     const R kk = dot(K + t * Dk, K + j * Dk, Dk);
     if (KK) KK[e] = kk;
     M[e] = j < t ? beta[t] * kk * cg.decay(t, j, 0) : R(0);
-    P[e] = j <= t ? dot(Q + t * Dk, K + j * Dk, Dk) * cg.decay(t, j, 0) : R(0);
+    if (P) P[e] = j <= t ? dot(Q + t * Dk, K + j * Dk, Dk) * cg.decay(t, j, 0) : R(0);
   });
 }
 
@@ -460,7 +461,7 @@ ATTNLAB_LINATTN_HD void delta_backward(Ex& ex, const ChunkDims& dm, const R* q, 
     const int64_t s = dm.start(c), L = dm.len(c);
     const R *K = k + s * Dk, *V = v + s * Dv;
     ChunkGates<R> cg = chunk_gates(ex, dm, g, s, L, ws.at(w.B));
-    delta_scores(ex, cg, q + s * Dk, K, beta + s, M, P, static_cast<R*>(nullptr));
+    delta_scores(ex, cg, q + s * Dk, K, beta + s, M, static_cast<R*>(nullptr), static_cast<R*>(nullptr));
     delta_pseudo_values(ex, cg, Dv, Dv, K, V, beta + s, states + c * SZ, M, U, static_cast<R*>(nullptr));
     delta_carry(ex, cg, Dv, K, U, states + c * SZ, states + (c + 1) * SZ);
   }

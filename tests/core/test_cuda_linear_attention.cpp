@@ -309,6 +309,18 @@ TEST(CudaLinearAttentionShared, GatedLinearAttentionEqualsTheCpuKernel) { check_
 
 TEST(CudaLinearAttentionShared, DeltaRuleEqualsTheCpuKernel) { check_shared_on_host(true); }
 
+// Chunks of 32 and 64 steps (the layer's default), several of them, wider heads.
+TEST(CudaLinearAttentionShared, LongChunksEqualTheCpuKernel) {
+  for (bool delta : {false, true})
+    for (GateKind gk : {GateKind::scalar, delta ? GateKind::none : GateKind::diag})
+      for (int64_t chunk : {32, 64}) {
+        const Case c{150, 16, 24, chunk, gk, true};
+        Inputs in = make_inputs(c, delta, 77);
+        expect_results_close(run_shared<double>(in, c, delta, true, 16), run_ops(in, chunk, delta), 1e-10,
+                             c.str() + (delta ? " delta" : " gla"));
+      }
+}
+
 // ---- device: ops:: on the GPU against the CPU ----
 
 namespace {
