@@ -4,8 +4,10 @@
 // quadratic reference) falls. Also the chunkwise kernel alone, and the
 // step-by-step recurrence composed of autograd primitives (what the kernel
 // replaces) at the shortest T.
+// With --cuda: only the chunkwise kernels (ops:: forward + backward, no autograd)
+// on the GPU, f32 and bf16, at the same shapes.
 //   cmake --build build --target bench_linear_attention
-//   bench/run_quiet.sh env OMP_NUM_THREADS=1 build/bench/bench_linear_attention [--quick]
+//   bench/run_quiet.sh env OMP_NUM_THREADS=1 build/bench/bench_linear_attention [--quick | --cuda]
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -17,6 +19,9 @@
 #include "core/ops.h"
 #include "layers/attention/linear_attention.h"
 #include "layers/attention/registry.h"
+#ifdef ATTNLAB_HAS_CUDA
+#include "core/cuda/cuda_ops.h"
+#endif
 
 using namespace attnlab;
 
@@ -65,9 +70,66 @@ double seconds(int reps, F&& f) {
   return bench::time_it(f, 1, reps, 0.0, reps).median_s;
 }
 
+// The chunkwise kernels on the GPU: ops:: forward + backward of [B, H, T, 64]
+// inputs, each call waited for (core/cuda/linear_attention*.cu).
+int cuda_kernels(int reps) {
+#ifdef ATTNLAB_HAS_CUDA
+  if (!cuda_available()) {
+    std::printf("no CUDA device\n");
+    return 1;
+  }
+  std::printf("%-28s %5s %6s %4s %12s %14s\n", "cuda kernel fwd+bwd", "dtype", "T", "B", "ms/step", "tokens/s");
+  struct KernelCase {
+    const char* name;
+    int gate;  // 0 none, 1 per step, 2 per key dim
+    bool delta;
+  };
+  const Device gpu = Device::cuda();
+  for (KernelCase kc : {KernelCase{"linear_attention (no gate)", 0, false}, {"linear_attention (per step)", 1, false},
+                        {"linear_attention (per dim)", 2, false}, {"delta_rule", 0, true},
+                        {"delta_rule (gated)", 1, true}})
+    for (DType dt : {DType::f32, DType::bf16})
+      for (int64_t T : {256, 1024, 4096}) {
+        const int64_t B = kTokens / T, D = 64;
+        auto on_gpu = [&](const Tensor& t) { return t.defined() ? t.to(dt).to(gpu) : Tensor(); };
+        Tensor q = on_gpu(randn({B, kHeads, T, D}, 3, 0.1)), kk = on_gpu(randn({B, kHeads, T, D}, 4, 0.1)),
+               v = on_gpu(randn({B, kHeads, T, D}, 5)), dout = on_gpu(randn({B, kHeads, T, D}, 8));
+        Tensor g = kc.gate == 0 ? Tensor()
+                                : on_gpu(ops::scale(ops::unary(UnaryOp::sigmoid,
+                                                               randn(kc.gate == 1 ? Shape{B, kHeads, T}
+                                                                                  : Shape{B, kHeads, T, D},
+                                                                     6)),
+                                                    -0.1));
+        Tensor beta = on_gpu(ops::unary(UnaryOp::sigmoid, randn({B, kHeads, T}, 7)));
+        double s = seconds(reps, [&] {
+          if (kc.delta) {
+            ops::delta_rule_chunked(q, kk, v, beta, g, 64);
+            ops::delta_rule_chunked_backward(q, kk, v, beta, g, 64, Tensor(), dout);
+          } else {
+            ops::linear_attention_chunked(q, kk, v, g, 64);
+            ops::linear_attention_chunked_backward(q, kk, v, g, 64, Tensor(), dout);
+          }
+          cuda::synchronize();
+        });
+        std::printf("%-28s %5s %6lld %4lld %12.3f %14.0f\n", kc.name, dtype_name(dt), static_cast<long long>(T),
+                    static_cast<long long>(B), s * 1e3, static_cast<double>(kTokens) / s);
+        std::fflush(stdout);
+      }
+  return 0;
+#else
+  (void)reps;
+  std::printf("attnlab was built without CUDA\n");
+  return 1;
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--cuda") == 0) {
+    bench::print_header("bench_linear_attention --cuda: the chunkwise kernels on the GPU");
+    return cuda_kernels(5);
+  }
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   const int reps = quick ? 1 : 5;
   bench::print_header("bench_linear_attention: the linear family, forward + backward");

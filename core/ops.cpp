@@ -734,7 +734,7 @@ LinearAttnOut linear_attention_chunked(const Tensor& q, const Tensor& k, const T
   check_linear_attn(op, q, k, v, Tensor(), g, chunk, state0);
   LinearAttnOut out{Tensor::empty(v.shape(), v.dtype(), v.device()),
                     Tensor::empty(state_shape(q, v), v.dtype(), v.device())};
-  ATTNLAB_DISPATCH_CPU(q.device(), linear_attention_chunked, q, k, v, g, chunk, state0, out.o, out.state);
+  ATTNLAB_DISPATCH(q.device(), linear_attention_chunked, q, k, v, g, chunk, state0, out.o, out.state);
   return out;
 }
 
@@ -747,8 +747,8 @@ LinearAttnGrads linear_attention_chunked_backward(const Tensor& q, const Tensor&
   check_like(op, v, dout);
   LinearAttnGrads gr{Tensor::empty_like(q), Tensor::empty_like(k), Tensor::empty_like(v),
                      g.defined() ? Tensor::empty_like(g) : Tensor()};
-  ATTNLAB_DISPATCH_CPU(q.device(), linear_attention_chunked_backward, q, k, v, g, chunk, state0, dout, gr.dq,
-                       gr.dk, gr.dv, gr.dg);
+  ATTNLAB_DISPATCH(q.device(), linear_attention_chunked_backward, q, k, v, g, chunk, state0, dout, gr.dq,
+                   gr.dk, gr.dv, gr.dg);
   return gr;
 }
 
@@ -761,7 +761,7 @@ LinearAttnOut delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor&
                 " must be one per step, like beta ", beta.str());
   LinearAttnOut out{Tensor::empty(v.shape(), v.dtype(), v.device()),
                     Tensor::empty(state_shape(q, v), v.dtype(), v.device())};
-  ATTNLAB_DISPATCH_CPU(q.device(), delta_rule_chunked, q, k, v, beta, g, chunk, state0, out.o, out.state);
+  ATTNLAB_DISPATCH(q.device(), delta_rule_chunked, q, k, v, beta, g, chunk, state0, out.o, out.state);
   return out;
 }
 
@@ -777,8 +777,8 @@ DeltaRuleGrads delta_rule_chunked_backward(const Tensor& q, const Tensor& k, con
   check_like(op, v, dout);
   DeltaRuleGrads gr{Tensor::empty_like(q), Tensor::empty_like(k), Tensor::empty_like(v), Tensor::empty_like(beta),
                     g.defined() ? Tensor::empty_like(g) : Tensor()};
-  ATTNLAB_DISPATCH_CPU(q.device(), delta_rule_chunked_backward, q, k, v, beta, g, chunk, state0, dout, gr.dq,
-                       gr.dk, gr.dv, gr.dbeta, gr.dg);
+  ATTNLAB_DISPATCH(q.device(), delta_rule_chunked_backward, q, k, v, beta, g, chunk, state0, dout, gr.dq,
+                   gr.dk, gr.dv, gr.dbeta, gr.dg);
   return gr;
 }
 

@@ -68,6 +68,20 @@ void transpose(const Tensor& x, int64_t d0, int64_t d1, Tensor& out);
 void concat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
 void split(const Tensor& x, int64_t dim, std::vector<Tensor>& outs);
 
+// Linear attention family (linear_attention.cu, linear_attention_delta.cu): the
+// chunkwise algorithms of linear_attention_chunks.h, one block per sequence; bf16
+// runs in f32. Same arguments as the CPU kernels in core/cpu/cpu_ops.h.
+void linear_attention_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, int64_t chunk,
+                              const Tensor& state0, Tensor& o, Tensor& state);
+void linear_attention_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
+                                       int64_t chunk, const Tensor& state0, const Tensor& dout, Tensor& dq,
+                                       Tensor& dk, Tensor& dv, Tensor& dg);
+void delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& g,
+                        int64_t chunk, const Tensor& state0, Tensor& o, Tensor& state);
+void delta_rule_chunked_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta,
+                                 const Tensor& g, int64_t chunk, const Tensor& state0, const Tensor& dout,
+                                 Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dbeta, Tensor& dg);
+
 // Waits for all work on the current device (tests and host reads).
 void synchronize();
 
