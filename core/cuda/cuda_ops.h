@@ -63,6 +63,9 @@ void transpose(const Tensor& x, int64_t d0, int64_t d1, Tensor& out);
 void concat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
 void split(const Tensor& x, int64_t dim, std::vector<Tensor>& outs);
 
+// rope.cu: x [..., T, D], cos/sin [T, h]; out like x (core/ops.h).
+void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse, Tensor& out);
+
 // Waits for all work on the current device (tests and host reads).
 void synchronize();
 
