@@ -2,28 +2,17 @@
 // Each block takes chunks block-stride; its threads stride over the chunk's
 // elements. The element-wise kernels have no cross-thread dependencies; the
 // sum of squares reduces each chunk with block_sum's fixed tree and then the
-// chunk sums in chunk order, so it never depends on timing.
+// chunk sums in chunk order, so it never depends on timing. The per-element
+// arithmetic is core/cuda/optim_math.h's (shared with host tests).
 #include "core/cuda/block_reduce.cuh"
 #include "core/cuda/cuda_ops.h"
 #include "core/cuda/kernel_utils.cuh"
 #include "core/cuda/optim_kernels.h"
+#include "core/cuda/optim_math.h"
 
 namespace attnlab::cuda {
 
 namespace {
-
-// Rounded IEEE operations that nvcc may not contract into FMAs, so the update
-// is the CPU loop's operation for operation.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
-__device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, b); }
-__device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
-__device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
-__device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
 
 template <class T>
 __device__ __forceinline__ T* row_pointer(const MultiTensorView& t, int64_t tensor, int k) {
@@ -31,58 +20,26 @@ __device__ __forceinline__ T* row_pointer(const MultiTensorView& t, int64_t tens
 }
 
 template <class T>
-struct AdamWScalars {
-  T decay, b1, b2, c1, c2, step_size, inv_sqrt_bc2, eps;
-};
-
-// optim/adamw.cpp's adamw_loop:
-//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;
-//   p = p decay - step_size m / (sqrt(v) inv_sqrt_bc2 + eps)
-template <class T>
-__global__ void adamw_kernel(MultiTensorView table, AdamWScalars<T> s) {
+__global__ void adamw_kernel(MultiTensorView table, AdamWElement<T> update) {
   for (int64_t c = blockIdx.x; c < table.n_chunks; c += gridDim.x) {
     const int64_t t = table.chunk_tensor(c), begin = table.chunk_begin(c), len = table.chunk_len(c);
     T* p = row_pointer<T>(table, t, 0) + begin;
     const T* g = row_pointer<T>(table, t, 1) + begin;
     T* m = row_pointer<T>(table, t, 2) + begin;
     T* v = row_pointer<T>(table, t, 3) + begin;
-    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
-      const T gi = g[i];
-      const T mi = add_rn(mul_rn(s.b1, m[i]), mul_rn(s.c1, gi));
-      const T vi = add_rn(mul_rn(s.b2, v[i]), mul_rn(mul_rn(s.c2, gi), gi));
-      m[i] = mi;
-      v[i] = vi;
-      const T denom = add_rn(mul_rn(sqrt_rn(vi), s.inv_sqrt_bc2), s.eps);
-      p[i] = sub_rn(mul_rn(p[i], s.decay), div_rn(mul_rn(s.step_size, mi), denom));
-    }
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) update(p[i], g[i], m[i], v[i]);
   }
 }
 
 template <class T>
-struct SGDScalars {
-  T lr, wd, mom, damp;
-  bool nesterov, first;
-};
-
-// optim/sgd.cpp's sgd_loop:
-//   d = g + wd p;  b = first ? d : mom b + damp d;  d = nesterov ? d + mom b : b;  p = p - lr d
-template <class T>
-__global__ void sgd_kernel(MultiTensorView table, SGDScalars<T> s) {
+__global__ void sgd_kernel(MultiTensorView table, SGDElement<T> update) {
   for (int64_t c = blockIdx.x; c < table.n_chunks; c += gridDim.x) {
     const int64_t t = table.chunk_tensor(c), begin = table.chunk_begin(c), len = table.chunk_len(c);
     T* p = row_pointer<T>(table, t, 0) + begin;
     const T* g = row_pointer<T>(table, t, 1) + begin;
     T* buf = table.width > 2 ? row_pointer<T>(table, t, 2) : nullptr;  // no momentum: rows {p, g}
     if (buf) buf += begin;
-    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
-      T d = add_rn(g[i], mul_rn(s.wd, p[i]));
-      if (buf) {
-        const T b = s.first ? d : add_rn(mul_rn(s.mom, buf[i]), mul_rn(s.damp, d));
-        buf[i] = b;
-        d = s.nesterov ? add_rn(d, mul_rn(s.mom, b)) : b;
-      }
-      p[i] = sub_rn(p[i], mul_rn(s.lr, d));
-    }
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) update(p[i], g[i], buf ? buf + i : nullptr);
   }
 }
 
@@ -116,7 +73,7 @@ __global__ void scale_kernel(MultiTensorView table, T s) {
   for (int64_t c = blockIdx.x; c < table.n_chunks; c += gridDim.x) {
     const int64_t t = table.chunk_tensor(c), begin = table.chunk_begin(c), len = table.chunk_len(c);
     T* g = row_pointer<T>(table, t, 0) + begin;
-    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) g[i] = add_rn(g[i], mul_rn(s, g[i]));
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) g[i] = scale_element(g[i], s);
   }
 }
 
@@ -151,9 +108,7 @@ void adamw_multi(DType dtype, const MultiTensorTable& table, const Tensor& words
   if (table.n_chunks == 0) return;
   DeviceGuard guard(words.device().index);
   dispatch_optim(dtype, "adamw_multi", [&]<class T>() {
-    AdamWScalars<T> s{T(c.decay), T(c.beta1), T(c.beta2), T(1 - c.beta1), T(1 - c.beta2),
-                      T(c.step_size), T(c.inv_sqrt_bc2), T(c.eps)};
-    adamw_kernel<T><<<chunk_blocks(table.n_chunks), kThreads>>>(view, s);
+    adamw_kernel<T><<<chunk_blocks(table.n_chunks), kThreads>>>(view, AdamWElement<T>::from(c));
     ATTNLAB_CUDA_CHECK_LAUNCH("adamw_kernel");
   });
 }
@@ -163,8 +118,7 @@ void sgd_multi(DType dtype, const MultiTensorTable& table, const Tensor& words, 
   if (table.n_chunks == 0) return;
   DeviceGuard guard(words.device().index);
   dispatch_optim(dtype, "sgd_multi", [&]<class T>() {
-    SGDScalars<T> s{T(c.lr), T(c.weight_decay), T(c.momentum), T(1 - c.dampening), c.nesterov, c.first};
-    sgd_kernel<T><<<chunk_blocks(table.n_chunks), kThreads>>>(view, s);
+    sgd_kernel<T><<<chunk_blocks(table.n_chunks), kThreads>>>(view, SGDElement<T>::from(c));
     ATTNLAB_CUDA_CHECK_LAUNCH("sgd_kernel");
   });
 }

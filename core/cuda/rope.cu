@@ -4,17 +4,11 @@
 // rounding; bf16 computes in float and rounds once.
 #include "core/cuda/cuda_ops.h"
 #include "core/cuda/kernel_utils.cuh"
+#include "core/cuda/rounded_math.h"
 
 namespace attnlab::cuda {
 
 namespace {
-
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ float sub_rn(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ double sub_rn(double a, double b) { return __dsub_rn(a, b); }
 
 // x viewed as [rows, D]; row r is position r % T.
 template <class V>
@@ -33,11 +27,11 @@ __global__ void rope_kernel(const V* x, const V* cos, const V* sin, V* out, int6
     const C x1 = static_cast<C>(x[r * D + i]), x2 = static_cast<C>(x[r * D + i + h]);
     C y;
     if (j < h) {  // y1 = x1 c - x2 s (inverse: + x2 s)
-      const C a = mul_rn(x1, c), b = mul_rn(x2, s);
-      y = inverse ? add_rn(a, b) : sub_rn(a, b);
+      const C a = rn::mul(x1, c), b = rn::mul(x2, s);
+      y = inverse ? rn::add(a, b) : rn::sub(a, b);
     } else {  // y2 = x2 c + x1 s (inverse: - x1 s)
-      const C a = mul_rn(x2, c), b = mul_rn(x1, s);
-      y = inverse ? sub_rn(a, b) : add_rn(a, b);
+      const C a = rn::mul(x2, c), b = rn::mul(x1, s);
+      y = inverse ? rn::sub(a, b) : rn::add(a, b);
     }
     out[e] = V(y);
   }
