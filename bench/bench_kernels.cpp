@@ -108,6 +108,17 @@ std::string shape2(int64_t r, int64_t c) {
   return buf;
 }
 
+// rope_rotate as it was before ops::rope: split, four products, a sum and a
+// difference, concat (layers/attention/rope.cpp before the fused op).
+Tensor composed_rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  int64_t d = x.size(-1), h = cos.size(-1), rot = 2 * h;
+  std::vector<Tensor> parts = rot == d ? ops::split(x, {h, h}, -1) : ops::split(x, {h, h, d - rot}, -1);
+  Tensor x1 = parts[0], x2 = parts[1];
+  parts[0] = ops::sub(ops::mul(x1, cos), ops::mul(x2, sin));
+  parts[1] = ops::add(ops::mul(x2, cos), ops::mul(x1, sin));
+  return ops::concat(parts, -1);
+}
+
 int run(int argc, char** argv) {
   Args args = parse_args(argc, argv, "bench_kernels");
   print_header("bench_kernels: memory-bound and fused kernels, f32, GB/s of minimum traffic");
@@ -192,6 +203,21 @@ int run(int argc, char** argv) {
     ks.push_back({"embedding_backward", "2048 ids -> [50304, 768]",
                   f * nd + 8 * N + f * static_cast<double>(vocab * d),
                   [=] { keep(ops::embedding_backward(ids, dy, vocab)); }, true});
+  }
+
+  // RoPE on the queries of 8 sequences x 12 heads x 256 positions, d_head 64,
+  // fully and half rotated: the fused op against the composition it replaced.
+  {
+    const int64_t B = 8, H = 12, T = 256, D = 64;
+    Tensor x = rand({B, H, T, D}, 61);
+    for (int64_t rot : {D, D / 2}) {
+      Tensor c = rand({T, rot / 2}, 62), sn = rand({T, rot / 2}, 63);
+      double bytes = f * (2 * static_cast<double>(B * H * T * D) + static_cast<double>(T * rot));
+      char shape[64];
+      std::snprintf(shape, sizeof shape, "[8, 12, 256, 64] r=%lld", static_cast<long long>(rot));
+      ks.push_back({"rope fused", shape, bytes, [=] { keep(ops::rope(x, c, sn)); }});
+      ks.push_back({"rope composed (before)", shape, bytes, [=] { keep(composed_rope(x, c, sn)); }});
+    }
   }
 
   // Each round times every roof and kernel once, so a disturbance from other

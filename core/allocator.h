@@ -30,6 +30,20 @@ class Allocator {
 // (64-byte multiples below 1 KiB, then four buckets per power of two), so the
 // same shapes map to the same buckets and are reused exactly. The system hooks
 // are the only device-specific part.
+//
+// Streams: the allocator does not track them. On CUDA every kernel runs on the
+// default stream, so a block freed by the host while kernels that use it are
+// still queued is only handed to work queued after them: stream order makes
+// the reuse safe. The one other stream is NCCL's (core/comm/nccl), and there
+// the Work of a collective holds its tensors until it has seen the collective
+// complete (and an abandoned unfinished Work leaks them rather than free them),
+// so no block the comm stream may still touch ever reaches a free list. The
+// comm stream itself waits for the default stream before each collective, so a
+// block reused for a collective's buffers is done with its earlier use. A new
+// stream must keep this rule (hold the tensors until an event has passed) or
+// this allocator must learn to record streams on free.
+// Steady state: system_allocs stops growing once the first training step has
+// populated the free lists (tests/optim/test_steady_state_allocs.cpp).
 class CachingAllocator : public Allocator {
  public:
   using SystemAlloc = void* (*)(size_t nbytes);

@@ -505,6 +505,24 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
   return outs;
 }
 
+// ---- rotary position embedding ----
+
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse) {
+  check_float("rope", x, "x");
+  check_defined("rope", cos, "cos");
+  check_defined("rope", sin, "sin");
+  check_like("rope", cos, sin);
+  check_same_device("rope", x, cos);
+  check_same_dtype("rope", x, cos);
+  ATTNLAB_CHECK(x.dim() >= 2 && cos.dim() == 2 && cos.size(0) == x.size(-2) && cos.size(1) >= 1 &&
+                    2 * cos.size(1) <= x.size(-1),
+                "rope: tables ", cos.str(), " / ", sin.str(), " do not match x ", x.str(),
+                " (want x [..., T, D] and tables [T, h] with 1 <= h <= D / 2)");
+  Tensor out = Tensor::empty_like(x);
+  ATTNLAB_DISPATCH(x.device(), rope, x, cos, sin, inverse, out);
+  return out;
+}
+
 // ---- masking and scans ----
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {

@@ -108,6 +108,13 @@ Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);  // a contiguous copy
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 
+// ---- rotary position embedding (layers/attention/rope.h), fused ----
+// x [..., T, D], cos and sin [T, h] with r = 2h <= D: pairs (i, i + h) of the
+// first r dims rotate by the angle of (t, i), the other dims pass through:
+//   y[i] = x[i] cos - x[i + h] sin,  y[i + h] = x[i + h] cos + x[i] sin.
+// `inverse` rotates by the negated angle (the transpose: rope's backward).
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse = false);
+
 // ---- masking and scans ----
 // x where mask == 0, `value` where mask != 0; mask broadcasts to x (any dtype).
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);

@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#ifdef ATTNLAB_HAS_CUDA
+#include "core/cuda/optim_kernels.h"
+#endif
+
 namespace attnlab {
 
 namespace {
@@ -26,6 +30,12 @@ void adamw_loop(T* p, const T* g, T* m, T* v, int64_t n, const AdamWStep& s) {
   }
 }
 
+AdamWStep step_constants(const AdamWOptions& o, double lr, double weight_decay, int64_t step) {
+  double t = static_cast<double>(step);
+  return {1.0 - lr * weight_decay, o.beta1, o.beta2, lr / (1.0 - std::pow(o.beta1, t)),
+          1.0 / std::sqrt(1.0 - std::pow(o.beta2, t)), o.eps};
+}
+
 void check_options(const AdamWOptions& o) {
   ATTNLAB_CHECK(o.lr >= 0, "AdamW: lr must be >= 0, got ", o.lr);
   ATTNLAB_CHECK(o.beta1 >= 0 && o.beta1 < 1, "AdamW: beta1 must be in [0, 1), got ", o.beta1);
@@ -45,11 +55,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& options)
 }
 
 void AdamW::update(Slot& s, double lr) {
-  ATTNLAB_CHECK(s.param.device().is_cpu(), "AdamW: the update runs on the CPU only for now; '", s.name, "' is ",
-                s.param.data().str());
-  double t = static_cast<double>(step_count());
-  AdamWStep st{1.0 - lr * s.weight_decay, opt_.beta1, opt_.beta2, lr / (1.0 - std::pow(opt_.beta1, t)),
-               1.0 / std::sqrt(1.0 - std::pow(opt_.beta2, t)), opt_.eps};
+  AdamWStep st = step_constants(opt_, lr, s.weight_decay, step_count());
   Tensor& p = s.param.data();
   const Tensor& g = s.param.grad();
   if (p.dtype() == DType::f32)
@@ -57,6 +63,17 @@ void AdamW::update(Slot& s, double lr) {
   else
     adamw_loop(p.data<double>(), g.data<double>(), s.buffers[0].data<double>(), s.buffers[1].data<double>(),
                p.numel(), st);
+}
+
+void AdamW::update_device(const std::vector<Slot*>& slots, const cuda::MultiTensorTable& table, const Tensor& words,
+                          double lr) {
+#ifdef ATTNLAB_HAS_CUDA
+  AdamWStep st = step_constants(opt_, lr, slots.front()->weight_decay, step_count());
+  cuda::adamw_multi(slots.front()->param.dtype(), table, words,
+                    {st.decay, st.beta1, st.beta2, st.step_size, st.inv_sqrt_bc2, st.eps});
+#else
+  Optimizer::update_device(slots, table, words, lr);
+#endif
 }
 
 }  // namespace attnlab

@@ -4,7 +4,8 @@
 //   p  <- p * (1 - lr * wd)
 //   m  <- b1 m + (1 - b1) g          v <- b2 v + (1 - b2) g^2
 //   p  <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// State: "exp_avg" (m) and "exp_avg_sq" (v).
+// State: "exp_avg" (m) and "exp_avg_sq" (v). CUDA parameters are updated by one
+// multi-tensor launch per group with the same arithmetic (core/cuda/optim_kernels.h).
 #include "optim/optimizer.h"
 
 namespace attnlab {
@@ -29,6 +30,8 @@ class AdamW : public Optimizer {
 
  protected:
   void update(Slot& slot, double lr) override;
+  void update_device(const std::vector<Slot*>& slots, const cuda::MultiTensorTable& table, const Tensor& words,
+                     double lr) override;
 
  private:
   AdamWOptions opt_;

@@ -28,13 +28,14 @@ Optimizer::Optimizer(const char* kind, std::vector<ParamGroup> groups, double lr
                      std::vector<std::string> state_names)
     : kind_(kind), groups_(std::move(groups)), state_names_(std::move(state_names)), lr_(lr) {
   std::set<std::string> names;
-  for (const ParamGroup& g : groups_)
-    for (const auto& [name, p] : g.params) {
+  for (size_t gi = 0; gi < groups_.size(); ++gi)
+    for (const auto& [name, p] : groups_[gi].params) {
+      const ParamGroup& g = groups_[gi];
       ATTNLAB_CHECK(names.insert(name).second, kind_, ": parameter '", name, "' appears twice");
       ATTNLAB_CHECK(p.defined() && p.requires_grad(), kind_, ": parameter '", name, "' does not require grad");
       ATTNLAB_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f64, kind_, ": parameter '", name,
                     "' must be f32 or f64, got ", p.data().str());
-      Slot s{name, p, g.weight_decay, g.lr_scale, {}};
+      Slot s{name, p, g.weight_decay, g.lr_scale, {}, gi};
       for (size_t i = 0; i < state_names_.size(); ++i) s.buffers.push_back(Tensor::zeros_like(p.data()));
       slots_.push_back(std::move(s));
     }
@@ -42,17 +43,52 @@ Optimizer::Optimizer(const char* kind, std::vector<ParamGroup> groups, double lr
 
 void Optimizer::step() {
   ++step_;
+  // CUDA slots wait in `batch` until the group, device or dtype changes.
+  std::vector<Slot*> batch;
+  size_t batches = 0;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    std::vector<std::vector<const void*>> rows;
+    std::vector<int64_t> numels;
+    for (Slot* s : batch) {
+      std::vector<const void*> row{s->param.data().raw_data(), s->param.grad().raw_data()};
+      for (const Tensor& b : s->buffers) row.push_back(b.raw_data());
+      rows.push_back(std::move(row));
+      numels.push_back(s->param.numel());
+    }
+    auto table = cuda::pack_multi_tensor(rows, numels, static_cast<int>(2 + state_names_.size()));
+    if (device_tables_.size() <= batches) device_tables_.resize(batches + 1);
+    const Tensor& words = device_tables_[batches++].words(table, batch.front()->param.device());
+    update_device(batch, table, words, lr_ * batch.front()->lr_scale);
+    batch.clear();
+  };
   for (Slot& s : slots_) {
     const Tensor& g = s.param.grad();
     if (!g.defined()) continue;
-    ATTNLAB_CHECK(g.shape() == s.param.shape() && g.dtype() == s.param.dtype(), kind_, ": gradient ", g.str(),
-                  " of '", s.name, "' does not match the parameter ", s.param.data().str());
+    ATTNLAB_CHECK(g.shape() == s.param.shape() && g.dtype() == s.param.dtype() && g.device() == s.param.device(),
+                  kind_, ": gradient ", g.str(), " of '", s.name, "' does not match the parameter ",
+                  s.param.data().str());
     for (const Tensor& b : s.buffers)
       ATTNLAB_CHECK(b.dtype() == s.param.dtype() && b.device() == s.param.device(), kind_, ": state of '", s.name,
                     "' is ", b.str(), " but the parameter is ", s.param.data().str(),
                     " (build the optimizer after converting the model)");
-    update(s, lr_ * s.lr_scale);
+    if (s.param.device().is_cpu()) {
+      update(s, lr_ * s.lr_scale);
+      continue;
+    }
+    if (!batch.empty()) {
+      const Slot& f = *batch.front();
+      if (f.group != s.group || f.param.device() != s.param.device() || f.param.dtype() != s.param.dtype()) flush();
+    }
+    batch.push_back(&s);
   }
+  flush();
+}
+
+void Optimizer::update_device(const std::vector<Slot*>& slots, const cuda::MultiTensorTable&, const Tensor&,
+                              double) {
+  throw Error(detail::cat(kind_, ": no CUDA update; '", slots.front()->name, "' is ",
+                          slots.front()->param.data().str()));
 }
 
 void Optimizer::zero_grad() {

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "autograd/var.h"
+#include "core/cuda/multi_tensor.h"
+#include "optim/device_table.h"
 
 namespace attnlab {
 
@@ -39,7 +41,9 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // Updates every parameter that has a gradient, then counts the step.
+  // Updates every parameter that has a gradient, then counts the step. CPU
+  // parameters are updated one by one; the CUDA parameters of a group (per
+  // device and dtype) all in one multi-tensor launch (update_device).
   void step();
   // Zeros every parameter's gradient in place (gradient accumulation adds
   // micro-batches into .grad; call this once per optimizer step).
@@ -65,11 +69,18 @@ class Optimizer {
     double weight_decay;
     double lr_scale;
     std::vector<Tensor> buffers;  // one per state name, shaped like the parameter
+    size_t group = 0;             // index into param_groups()
   };
   // `state_names`: the per-parameter tensors this optimizer keeps (zero-initialised).
   Optimizer(const char* kind, std::vector<ParamGroup> groups, double lr, std::vector<std::string> state_names);
   // One parameter's update; step_count() already counts this step (1 on the first).
   virtual void update(Slot& slot, double lr) = 0;
+  // The update of several CUDA parameters of one group, device and dtype at
+  // once. `table` rows are {param, grad, buffers...} of `slots` in order (width
+  // 2 + state_names().size()); `words` is its copy on the device, cached while
+  // the rows are unchanged. The default throws: the optimizer is CPU-only.
+  virtual void update_device(const std::vector<Slot*>& slots, const cuda::MultiTensorTable& table,
+                             const Tensor& words, double lr);
 
   const char* kind_;
 
@@ -77,6 +88,7 @@ class Optimizer {
   std::vector<ParamGroup> groups_;
   std::vector<std::string> state_names_;
   std::vector<Slot> slots_;
+  std::vector<DeviceTableCache> device_tables_;  // one per device batch, in step order
   double lr_;
   int64_t step_ = 0;
 };

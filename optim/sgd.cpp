@@ -1,5 +1,9 @@
 #include "optim/sgd.h"
 
+#ifdef ATTNLAB_HAS_CUDA
+#include "core/cuda/optim_kernels.h"
+#endif
+
 namespace attnlab {
 
 namespace {
@@ -37,8 +41,6 @@ SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options)
 }
 
 void SGD::update(Slot& s, double lr) {
-  ATTNLAB_CHECK(s.param.device().is_cpu(), "SGD: the update runs on the CPU only for now; '", s.name, "' is ",
-                s.param.data().str());
   Tensor& p = s.param.data();
   const Tensor& g = s.param.grad();
   bool has_buf = !s.buffers.empty(), first = step_count() == 1;
@@ -48,6 +50,16 @@ void SGD::update(Slot& s, double lr) {
   else
     sgd_loop(p.data<double>(), g.data<double>(), has_buf ? s.buffers[0].data<double>() : nullptr, p.numel(), lr,
              s.weight_decay, opt_.momentum, opt_.dampening, opt_.nesterov, first);
+}
+
+void SGD::update_device(const std::vector<Slot*>& slots, const cuda::MultiTensorTable& table, const Tensor& words,
+                        double lr) {
+#ifdef ATTNLAB_HAS_CUDA
+  cuda::sgd_multi(slots.front()->param.dtype(), table, words,
+                  {lr, slots.front()->weight_decay, opt_.momentum, opt_.dampening, opt_.nesterov, step_count() == 1});
+#else
+  Optimizer::update_device(slots, table, words, lr);
+#endif
 }
 
 }  // namespace attnlab

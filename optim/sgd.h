@@ -4,7 +4,8 @@
 //   b <- g on the first step, else momentum b + (1 - dampening) g
 //   g <- g + momentum b (nesterov) or b
 //   p <- p - lr g
-// State: "momentum_buffer" (b) when momentum != 0, else none.
+// State: "momentum_buffer" (b) when momentum != 0, else none. CUDA parameters are
+// updated by one multi-tensor launch per group (core/cuda/optim_kernels.h).
 #include "optim/optimizer.h"
 
 namespace attnlab {
@@ -26,6 +27,8 @@ class SGD : public Optimizer {
 
  protected:
   void update(Slot& slot, double lr) override;
+  void update_device(const std::vector<Slot*>& slots, const cuda::MultiTensorTable& table, const Tensor& words,
+                     double lr) override;
 
  private:
   SGDOptions opt_;

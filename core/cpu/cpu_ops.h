@@ -53,6 +53,9 @@ void transpose(const Tensor& x, int64_t d0, int64_t d1, Tensor& out);
 void concat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
 void split(const Tensor& x, int64_t dim, std::vector<Tensor>& outs);
 
+// rope.cpp: x [..., T, D], cos/sin [T, h]; out like x (core/ops.h).
+void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse, Tensor& out);
+
 // Fused attention (flash_attention*.cpp). lse and entropy may be null (sigmoid
 // score has no lse). The backward's schedule is a tuning knob: automatic picks
 // by the shape; the others exist so tests can check both.

@@ -82,6 +82,9 @@ void delta_rule_chunked_backward(const Tensor& q, const Tensor& k, const Tensor&
                                  const Tensor& g, int64_t chunk, const Tensor& state0, const Tensor& dout,
                                  Tensor& dq, Tensor& dk, Tensor& dv, Tensor& dbeta, Tensor& dg);
 
+// rope.cu: x [..., T, D], cos/sin [T, h]; out like x (core/ops.h).
+void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse, Tensor& out);
+
 // Waits for all work on the current device (tests and host reads).
 void synchronize();
 

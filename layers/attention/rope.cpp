@@ -7,22 +7,11 @@
 
 namespace attnlab {
 
-Tensor rope_rotate(const Tensor& x, const Tensor& cos, const Tensor& sin) {
-  int64_t d = x.size(-1), h = cos.size(-1), rot = 2 * h;
-  ATTNLAB_CHECK(rot <= d && x.dim() >= 2 && cos.dim() == 2 && cos.size(0) == x.size(-2) &&
-                    sin.shape() == cos.shape(),
-                "rope: tables ", cos.str(), " / ", sin.str(), " do not match x ", x.str());
-  std::vector<Tensor> parts =
-      rot == d ? ops::split(x, {h, h}, -1) : ops::split(x, {h, h, d - rot}, -1);
-  Tensor x1 = parts[0], x2 = parts[1];  // handles: parts is overwritten below
-  parts[0] = ops::sub(ops::mul(x1, cos), ops::mul(x2, sin));
-  parts[1] = ops::add(ops::mul(x2, cos), ops::mul(x1, sin));
-  return ops::concat(parts, -1);
-}
+Tensor rope_rotate(const Tensor& x, const Tensor& cos, const Tensor& sin) { return ops::rope(x, cos, sin); }
 
 Var rope(const Var& x, const Tensor& cos, const Tensor& sin) {
-  return make_result(rope_rotate(x.data(), cos, sin), "rope", {x}, [=](const Tensor& g) {
-    return std::vector<Tensor>{rope_rotate(g, cos, ops::scale(sin, -1.0))};
+  return make_result(ops::rope(x.data(), cos, sin), "rope", {x}, [=](const Tensor& g) {
+    return std::vector<Tensor>{ops::rope(g, cos, sin, /*inverse=*/true)};
   });
 }
 

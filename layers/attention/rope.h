@@ -12,7 +12,8 @@ namespace attnlab {
 
 // y = R(pos) x for x [..., T, D] with cos, sin [T, r/2] (r <= D even):
 //   y1 = x1 cos - x2 sin,  y2 = x2 cos + x1 sin,  y3 = x3
-// with x1 = x[..., :r/2], x2 = x[..., r/2:r], x3 = x[..., r:].
+// with x1 = x[..., :r/2], x2 = x[..., r/2:r], x3 = x[..., r:]. One fused pass
+// (ops::rope, CPU and CUDA kernels).
 Tensor rope_rotate(const Tensor& x, const Tensor& cos, const Tensor& sin);
 
 // Differentiable rope_rotate: R is orthogonal, so the backward is R^T g, the

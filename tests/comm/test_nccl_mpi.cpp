@@ -3,6 +3,7 @@
 // under mpirun (2 ranks) and alone (1 rank, one GPU).
 #include <gtest/gtest.h>
 
+#include "core/allocator.h"
 #include "core/comm/world.h"
 #include "test_util.h"
 #ifdef ATTNLAB_HAS_NCCL
@@ -70,4 +71,29 @@ TEST(Nccl, AllReduceReduceScatterAllGatherBroadcast) {
   EXPECT_FALSE(c->supports(Device::cpu()));
   Tensor host = Tensor::zeros({2});
   EXPECT_ERROR_MENTIONS(c->all_reduce(host), "all_reduce", "nccl", "cpu");
+}
+
+// The caching allocator is not stream-aware (core/allocator.h): what keeps a
+// block away from the compute stream while NCCL's stream still uses it is the
+// Work, which holds its tensors until it has seen the collective complete.
+TEST(Nccl, WorkKeepsItsTensorsUntilTheCollectiveCompletes) {
+  NEED_NCCL(c);
+  const Device dev = c->scalar_device();
+  Allocator& alloc = allocator_for(dev);
+  const size_t bytes = size_t(1) << 24;  // a bucket of its own
+  const size_t before = alloc.stats().bytes_in_use;
+  WorkPtr work;
+  {
+    Tensor t = Tensor::full({static_cast<int64_t>(bytes / 4)}, 1.0, DType::f32, dev);
+    work = c->all_reduce_async(t);
+  }  // the caller's handle is gone; the block must stay in use
+  EXPECT_GE(alloc.stats().bytes_in_use, before + bytes);
+  work->wait();
+  work.reset();
+  EXPECT_EQ(alloc.stats().bytes_in_use, before);
+  // Now the block is free and reused, on the default stream, after the collective.
+  const size_t allocs = alloc.stats().system_allocs;
+  Tensor again = Tensor::zeros({static_cast<int64_t>(bytes / 4)}, DType::f32, dev);
+  EXPECT_EQ(alloc.stats().system_allocs, allocs);
+  EXPECT_EQ(again.to_vector<float>()[0], 0.0f);
 }
