@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/attention_params.h"
 #include "core/functors.h"
 #include "core/tensor.h"
 
@@ -62,6 +63,17 @@ void embedding_backward(const Tensor& ids, const Tensor& dy, Tensor& dweight);
 void transpose(const Tensor& x, int64_t d0, int64_t d1, Tensor& out);
 void concat(const std::vector<Tensor>& xs, int64_t dim, Tensor& out);
 void split(const Tensor& x, int64_t dim, std::vector<Tensor>& outs);
+
+// Fused attention (flash_attention.cu, flash_attention_backward.cu): the CPU
+// kernel's contract (core/cpu/cpu_ops.h). lse is f32 for bf16 inputs (the
+// compute dtype; ops.cpp allocates it so), entropy and sink_mass are q's dtype;
+// lse, entropy, sink_mass may be null as on the CPU. One deterministic
+// backward schedule, so no FlashBackwardSchedule.
+void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const FlashAttentionParams& p,
+                     Tensor& out, Tensor* lse, Tensor* entropy, Tensor* sink_mass);
+void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& lse, const Tensor& dout, const FlashAttentionParams& p, Tensor& dq,
+                              Tensor& dk, Tensor& dv, const Tensor* entropy, const Tensor* dentropy);
 
 // Waits for all work on the current device (tests and host reads).
 void synchronize();
