@@ -1,0 +1,175 @@
+#pragma once
+// Runs the fused attention's CUDA kernel source (core/cuda/flash_kernel.cuh,
+// flash_forward.cuh, flash_backward.cuh) on the host, so their indexing, tile
+// edges, masking and lane reductions are exercised without a GPU
+// (test_cuda_flash_emulated.cpp). Those headers use only a few builtins:
+// threadIdx / blockIdx / gridDim / blockDim, __syncthreads, __syncwarp,
+// __shfl_xor_sync and dynamic shared memory; this header supplies them.
+//
+// A block's threads are fibers (ucontext) on the calling thread, switched only
+// when one waits at a barrier, so a run is deterministic. Barriers count every
+// thread of the block (or warp): a thread that returned before a barrier the
+// others reach is reported as a deadlock instead of being skipped. Shared
+// memory is filled with 0xFF bytes (NaN in f32/f64) before each block, so a
+// read of a slot no thread wrote shows up as NaN in the results.
+//
+// What it cannot show: races between warps that a missing __syncthreads would
+// cause on a GPU only under some schedules (fibers run in one fixed order), and
+// anything about performance. Include it before the kernel headers and after
+// every other header (it defines __global__, __device__ and friends as macros).
+#include <ucontext.h>
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#define ATTNLAB_FLASH_EMULATION 1
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+
+namespace attnlab::emu {
+
+struct Dim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+
+struct Machine {
+  static constexpr size_t kStackBytes = 256 * 1024;
+  struct Fiber {
+    ucontext_t ctx;
+    std::vector<char> stack;
+    bool done = false;
+  };
+  unsigned threads = 0;
+  Dim3 block, grid, block_dim;
+  std::vector<unsigned char> smem;
+  std::vector<Fiber> fibers;
+  ucontext_t scheduler;
+  unsigned current = 0;
+  std::function<void()> body;
+  unsigned block_arrived = 0;
+  uint64_t block_generation = 0;
+  std::vector<unsigned> warp_arrived;
+  std::vector<uint64_t> warp_generation;
+  std::vector<std::array<unsigned char, 8>> shuffle_slot;  // one per thread
+  uint64_t progress = 0;  // arrivals, releases and finished threads: a sweep without any is a deadlock
+};
+
+inline Machine& machine() {
+  static Machine m;
+  return m;
+}
+
+inline Dim3 thread_index() { return {machine().current, 0, 0}; }
+inline unsigned char* dynamic_shared() { return machine().smem.data(); }
+
+inline void yield() {
+  Machine& m = machine();
+  swapcontext(&m.fibers[m.current].ctx, &m.scheduler);
+}
+
+// Waits until `expected` threads have arrived at this barrier.
+inline void barrier(unsigned& arrived, uint64_t& generation, unsigned expected) {
+  Machine& m = machine();
+  const uint64_t gen = generation;
+  ++m.progress;
+  if (++arrived == expected) {
+    arrived = 0;
+    ++generation;
+    return;
+  }
+  while (generation == gen) yield();
+}
+
+inline void block_barrier() {
+  Machine& m = machine();
+  barrier(m.block_arrived, m.block_generation, m.threads);
+}
+
+inline void warp_barrier() {
+  Machine& m = machine();
+  const unsigned w = m.current / 32, in_warp = m.threads - 32 * w < 32 ? m.threads - 32 * w : 32;
+  barrier(m.warp_arrived[w], m.warp_generation[w], in_warp);
+}
+
+inline void fiber_entry() {
+  Machine& m = machine();
+  m.body();
+  m.fibers[m.current].done = true;
+  ++m.progress;
+}  // returns to uc_link: the scheduler
+
+// Runs `kernel_call` (a call of the kernel with its arguments) as `threads`
+// threads of every block of `grid`, with `smem_bytes` of dynamic shared memory.
+inline void launch(Dim3 grid, unsigned threads, size_t smem_bytes, std::function<void()> kernel_call) {
+  Machine& m = machine();
+  m.threads = threads;
+  m.grid = grid;
+  m.block_dim = {threads, 1, 1};
+  m.body = std::move(kernel_call);
+  m.fibers.resize(threads);
+  m.shuffle_slot.assign(threads, {});
+  for (unsigned z = 0; z < (grid.z ? grid.z : 1); ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        m.block = {x, y, z};
+        m.smem.assign(smem_bytes, 0xFF);
+        m.block_arrived = 0;
+        m.warp_arrived.assign((threads + 31) / 32, 0);
+        m.warp_generation.assign((threads + 31) / 32, 0);
+        for (Machine::Fiber& f : m.fibers) {
+          f.stack.resize(Machine::kStackBytes);
+          f.done = false;
+          getcontext(&f.ctx);
+          f.ctx.uc_stack.ss_sp = f.stack.data();
+          f.ctx.uc_stack.ss_size = f.stack.size();
+          f.ctx.uc_link = &m.scheduler;
+          makecontext(&f.ctx, fiber_entry, 0);
+        }
+        for (bool all_done = false; !all_done;) {
+          const uint64_t before = m.progress;
+          all_done = true;
+          for (unsigned t = 0; t < threads; ++t) {
+            if (m.fibers[t].done) continue;
+            all_done = false;
+            m.current = t;
+            swapcontext(&m.scheduler, &m.fibers[t].ctx);
+          }
+          if (!all_done && m.progress == before) {
+            std::fprintf(stderr, "emulated block (%u, %u): deadlock at a barrier\n", x, y);
+            std::abort();
+          }
+        }
+      }
+}
+
+}  // namespace attnlab::emu
+
+#define threadIdx (::attnlab::emu::thread_index())
+#define blockIdx (::attnlab::emu::machine().block)
+#define gridDim (::attnlab::emu::machine().grid)
+#define blockDim (::attnlab::emu::machine().block_dim)
+
+inline void __syncthreads() { ::attnlab::emu::block_barrier(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { ::attnlab::emu::warp_barrier(); }
+
+// Every lane of the warp publishes v, then reads its partner's.
+template <class T>
+T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+  static_assert(sizeof(T) <= 8);
+  ::attnlab::emu::Machine& m = ::attnlab::emu::machine();
+  const unsigned t = m.current, partner = (t & ~31u) | ((t & 31u) ^ static_cast<unsigned>(lane_mask));
+  std::memcpy(m.shuffle_slot[t].data(), &v, sizeof v);
+  __syncwarp();
+  T r;
+  std::memcpy(&r, m.shuffle_slot[partner].data(), sizeof r);
+  __syncwarp();
+  return r;
+}
