@@ -13,8 +13,8 @@
 // memory is filled with 0xFF bytes (NaN in f32/f64) before each block, so a
 // read of a slot no thread wrote shows up as NaN in the results.
 //
-// What it cannot show: races between warps that a missing __syncthreads would
-// cause on a GPU only under some schedules (fibers run in one fixed order), and
+// What it cannot show: every race a missing __syncthreads could cause on a GPU
+// (fibers run in two fixed orders, alternating between barrier rounds), and
 // anything about performance. Include it before the kernel headers and after
 // every other header (it defines __global__, __device__ and friends as macros).
 #include <ucontext.h>
@@ -133,10 +133,13 @@ inline void launch(Dim3 grid, unsigned threads, size_t smem_bytes, std::function
           f.ctx.uc_link = &m.scheduler;
           makecontext(&f.ctx, fiber_entry, 0);
         }
-        for (bool all_done = false; !all_done;) {
+        // Sweeps alternate between ascending and descending thread order, so a
+        // missing barrier between warps shows whichever side it wrongly relies on.
+        for (bool all_done = false, descending = false; !all_done; descending = !descending) {
           const uint64_t before = m.progress;
           all_done = true;
-          for (unsigned t = 0; t < threads; ++t) {
+          for (unsigned i = 0; i < threads; ++i) {
+            const unsigned t = descending ? threads - 1 - i : i;
             if (m.fibers[t].done) continue;
             all_done = false;
             m.current = t;
