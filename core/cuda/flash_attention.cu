@@ -1,13 +1,56 @@
-// Fused attention forward on CUDA: launches flash_forward_kernel
-// (flash_forward.cuh; the algorithm and its sources are described there).
+// Fused attention forward on CUDA: launches flash_forward_mma_kernel
+// (flash_forward_mma.cuh: tensor cores, bf16 with head dims 64 or 128 on sm_80
+// and newer) or else flash_forward_kernel (flash_forward.cuh: SIMT, every
+// dtype and head dim). The algorithm and its sources are described there.
 #include "core/cuda/cuda_ops.h"
 #include "core/cuda/flash_forward.cuh"
+#include "core/cuda/flash_forward_mma.cuh"
 #include "core/cuda/flash_launch.h"
 #include "core/cuda/kernel_utils.cuh"
 
 namespace attnlab::cuda {
 
 using namespace flash;
+
+namespace {
+
+bool has_bf16_tensor_cores(int device) {
+  int major = 0;
+  ATTNLAB_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major >= 8;
+}
+
+// The tensor-core forward; false when it does not cover the call.
+bool launch_mma_forward(const FlashKernelParams& p, const FlashAttentionParams& params, const Tensor& q,
+                        const Tensor& k, const Tensor& v, Tensor& out, Tensor* lse, Tensor* entropy,
+                        Tensor* sink_mass) {
+  if (q.dtype() != DType::bf16 || !mma_forward_covers(p.D, p.Dv) || !has_bf16_tensor_cores(q.device().index))
+    return false;
+  const int64_t blocks = p.B * p.H * ((p.Tq + kMmaTile - 1) / kMmaTile);
+  const int64_t bytes = mma_forward_smem_bytes(p.D, p.Dv);
+  auto launch = [&]<FlashScore kScore, int kD, int kDv>() {
+    auto* kernel = flash_forward_mma_kernel<kScore, kD, kDv>;
+    prepare_smem(kernel, bytes, q.device().index, "flash_attention", p.D, p.Dv, q.dtype());
+    kernel<<<static_cast<unsigned>(blocks), kMmaThreads, bytes>>>(
+        p, static_cast<const bf16*>(q.raw_data()), static_cast<const bf16*>(k.raw_data()),
+        static_cast<const bf16*>(v.raw_data()), static_cast<bf16*>(out.raw_data()),
+        lse ? static_cast<float*>(lse->raw_data()) : nullptr,
+        entropy ? static_cast<bf16*>(entropy->raw_data()) : nullptr,
+        sink_mass ? static_cast<bf16*>(sink_mass->raw_data()) : nullptr);
+    ATTNLAB_CUDA_CHECK_LAUNCH("flash_forward_mma_kernel");
+  };
+  auto dims = [&]<FlashScore kScore>() {
+    if (p.D == 64 && p.Dv == 64) launch.template operator()<kScore, 64, 64>();
+    else if (p.D == 64) launch.template operator()<kScore, 64, 128>();
+    else if (p.Dv == 64) launch.template operator()<kScore, 128, 64>();
+    else launch.template operator()<kScore, 128, 128>();
+  };
+  if (params.score == FlashScore::softmax) dims.template operator()<FlashScore::softmax>();
+  else dims.template operator()<FlashScore::sigmoid>();
+  return true;
+}
+
+}  // namespace
 
 void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const FlashAttentionParams& params,
                      Tensor& out, Tensor* lse, Tensor* entropy, Tensor* sink_mass) {
@@ -17,6 +60,7 @@ void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Fl
   const int64_t blocks = p.B * p.H * p.q_tiles();
   ATTNLAB_CHECK(blocks <= kMaxGridX, "flash_attention (CUDA): ", blocks, " query tiles exceed the grid limit");
   DeviceGuard guard(q.device().index);
+  if (launch_mma_forward(p, params, q, k, v, out, lse, entropy, sink_mass)) return;
   dispatch_float(q.dtype(), "flash_attention", [&]<class T>() {
     using C = compute_t<T>;
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(col_chunks(p.Dv)));

@@ -120,4 +120,23 @@ inline int64_t backward_dq_smem_elems(int64_t D, int64_t Dv) {
   return kFlashTile * (2 * padded(D) + 2 * padded(Dv) + padded(kFlashTile));
 }
 
+// ---- the tensor-core forward (flash_forward_mma.cuh): bf16, D and Dv in {64, 128} ----
+constexpr int kMmaTile = 64;  // query rows and keys per block tile
+constexpr int kMmaWarps = 4;  // 16 query rows each
+constexpr int kMmaThreads = 32 * kMmaWarps;
+// Row strides of its shared tiles: multiples of 8 bf16 (16 bytes) and of 4
+// floats, as WMMA loads and stores need, keeping each 16-row band 32-byte aligned.
+constexpr int64_t mma_ld_bf16(int64_t n) { return n + 8; }
+constexpr int64_t mma_ld_f32(int64_t n) { return n + 4; }
+
+// Its shared-memory bytes for head dims d, dv: q, k, v and P tiles in bf16,
+// scores and the output accumulator in f32.
+constexpr int64_t mma_forward_smem_bytes(int64_t d, int64_t dv) {
+  return kMmaTile * (2 * (2 * mma_ld_bf16(d) + mma_ld_bf16(dv) + mma_ld_bf16(kMmaTile)) +
+                     4 * (mma_ld_f32(kMmaTile) + mma_ld_f32(dv)));
+}
+
+// Whether it covers these head dims.
+inline bool mma_forward_covers(int64_t d, int64_t dv) { return (d == 64 || d == 128) && (dv == 64 || dv == 128); }
+
 }  // namespace attnlab::cuda::flash

@@ -32,7 +32,7 @@ __device__ __forceinline__ C* shared_tiles() {
 #ifdef ATTNLAB_FLASH_EMULATION
   return reinterpret_cast<C*>(::attnlab::emu::dynamic_shared());
 #else
-  extern __shared__ __align__(16) unsigned char flash_smem[];
+  extern __shared__ __align__(128) unsigned char flash_smem[];  // WMMA tiles need 32-byte alignment
   return reinterpret_cast<C*>(flash_smem);
 #endif
 }
