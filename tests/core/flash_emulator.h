@@ -13,6 +13,15 @@
 // memory is filled with 0xFF bytes (NaN in f32/f64) before each block, so a
 // read of a slot no thread wrote shows up as NaN in the results.
 //
+// The tensor-core kernel's WMMA calls (flash_forward_mma.cuh) are emulated at
+// the API level: every lane holds the whole 16 x 16 fragment and computes the
+// whole product in f32 (the hardware splits fragments among lanes in an
+// undocumented layout, which the kernel never relies on). A load reads memory
+// when its lane gets there (never later than the GPU would); a store waits for
+// the whole warp, as documented, and then each lane writes only its share of
+// the tile (every 32nd element), so a lane reading what another lane's store
+// wrote needs the kernel's own __syncwarp, here as on the GPU.
+//
 // What it cannot show: every race a missing __syncthreads could cause on a GPU
 // (fibers run in two fixed orders, alternating between barrier rounds), and
 // anything about performance. Include it before the kernel headers and after
@@ -26,6 +35,8 @@
 #include <cstring>
 #include <functional>
 #include <vector>
+
+#include "core/dtype.h"
 
 #define ATTNLAB_FLASH_EMULATION 1
 #define __global__
@@ -176,3 +187,71 @@ T __shfl_xor_sync(unsigned, T v, int lane_mask) {
   __syncwarp();
   return r;
 }
+
+// ---- WMMA (nvcuda::wmma) at the API level: 16 x 16 x 16 only ----
+using __nv_bfloat16 = ::attnlab::bf16;
+
+namespace nvcuda::wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+// Element (i, j) of the 16 x 16 operand (a: row m, col k; b: row k, col n;
+// accumulator: row m, col n) at x[16 i + j].
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static_assert(M == 16 && N == 16 && K == 16, "the emulator has 16x16x16 fragments only");
+  T x[256];
+};
+
+template <class Use, class T, class Layout, class V>
+void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, V v) {
+  for (T& e : f.x) e = static_cast<T>(v);
+}
+
+namespace detail {
+inline bool is_row_major(row_major) { return true; }
+inline bool is_row_major(col_major) { return false; }
+}  // namespace detail
+
+// a (row-major: a(m, k) = p[m ld + k]) or b (row-major: b(k, n) = p[k ld + n]):
+// either way x[16 i + j] = p[i ld + j] row-major, p[j ld + i] column-major.
+template <class Use, class T, class Layout>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& f, const T* p, unsigned ld) {
+  const bool row = detail::is_row_major(Layout{});
+  for (unsigned i = 0; i < 16; ++i)
+    for (unsigned j = 0; j < 16; ++j) f.x[16 * i + j] = row ? p[i * ld + j] : p[j * ld + i];
+}
+
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ld, layout_t l) {
+  for (unsigned i = 0; i < 16; ++i)
+    for (unsigned j = 0; j < 16; ++j) f.x[16 * i + j] = l == mem_row_major ? p[i * ld + j] : p[j * ld + i];
+}
+
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ld, layout_t l) {
+  __syncwarp();
+  const unsigned lane = ::attnlab::emu::machine().current % 32;
+  for (unsigned e = lane; e < 256; e += 32) {
+    const unsigned i = e / 16, j = e % 16;
+    (l == mem_row_major ? p[i * ld + j] : p[j * ld + i]) = f.x[e];
+  }
+}
+
+template <class T, class LayoutA, class LayoutB>
+void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, T, LayoutA>& a,
+              const fragment<matrix_b, 16, 16, 16, T, LayoutB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+  float r[256];
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 16; ++n) {
+      float acc = c.x[16 * m + n];
+      for (int k = 0; k < 16; ++k) acc += static_cast<float>(a.x[16 * m + k]) * static_cast<float>(b.x[16 * k + n]);
+      r[16 * m + n] = acc;
+    }
+  std::memcpy(d.x, r, sizeof r);
+}
+
+}  // namespace nvcuda::wmma

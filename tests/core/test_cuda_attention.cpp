@@ -3,8 +3,8 @@
 // entropy, sink mass and all three gradients, for every mask (T not a multiple
 // of the 32-row tile, Tq != Tk with q_offset), ALiBi, softcap, sigmoid score,
 // grouped heads, Dv != D, the entropy's gradient (dentropy), wide heads split
-// over blocks, rows that see no key, more than 65535 heads, and run-to-run
-// determinism. f64 tight, f32 ~1e-5 of each tensor's scale, bf16 (the GPU on
+// over blocks, the bf16 tensor-core forward (head dims 64, 128), rows that see
+// no key, more than 65535 heads, and run-to-run determinism. f64 tight, f32 ~1e-5 of each tensor's scale, bf16 (the GPU on
 // bf16 inputs against the CPU in f32 on the same rounded values) loose.
 // Every test skips without a CUDA device.
 #include <gtest/gtest.h>
@@ -220,6 +220,31 @@ TEST(CudaFlashAttention, WideHeadsMatchCpu) {
     }
   expect_matches_cpu(shapes[1], params(FlashMask::causal, false, false, FlashScore::softmax, 2, 0), DType::f64, 41);
   expect_matches_cpu(shapes[1], params(FlashMask::window, false, true, FlashScore::sigmoid, 2, 0), DType::bf16, 42);
+}
+
+// bf16 with head dims 64 and 128 takes the tensor-core forward on sm_80+
+// (flash_forward_mma.cuh; P rounded to bf16 before P v): every mask, ALiBi +
+// softcap, entropy (+ gradient) and sink mass, sigmoid, GQA, decode, and two
+// query tiles of 64 with a partial one.
+TEST(CudaFlashAttention, TensorCoreHeadDimsMatchCpuLoosely) {
+  SKIP_WITHOUT_CUDA();
+  const Shapes shapes[] = {
+      {2, 4, 2, 150, 150, 64, 64, 0},
+      {1, 2, 1, 9, 200, 128, 128, 191},
+      {1, 2, 2, 70, 70, 64, 128, 0},
+      {1, 2, 1, 33, 40, 128, 64, 7},
+  };
+  uint64_t seed = 1300;
+  for (const Shapes& s : shapes)
+    for (FlashMask mask : kMasks)
+      for (bool biased : {false, true}) {
+        FlashAttentionParams p = params(mask, biased, biased, FlashScore::softmax, s.H, s.q_offset);
+        p.window = 40;
+        p.entropy = p.sink_mass = true;
+        expect_matches_cpu(s, p, DType::bf16, seed += 8, true);
+        p = params(mask, biased, biased, FlashScore::sigmoid, s.H, s.q_offset);
+        expect_matches_cpu(s, p, DType::bf16, seed += 8);
+      }
 }
 
 // Heads too wide for any device's shared memory get one clear error.

@@ -22,6 +22,7 @@
 #include "core/flash_emulator.h"
 #include "core/cuda/flash_backward.cuh"
 #include "core/cuda/flash_forward.cuh"
+#include "core/cuda/flash_forward_mma.cuh"
 
 using namespace attnlab;
 using namespace attnlab::cuda::flash;
@@ -48,10 +49,11 @@ struct Results {
   Tensor out, lse, entropy, sink_mass, dq, dk, dv;
 };
 
-// flash_attention.cu's and flash_attention_backward.cu's launchers, on the emulator.
+// flash_attention.cu's and flash_attention_backward.cu's launchers, on the
+// emulator; `mma`: the forward with tensor cores (bf16, head dims 64 or 128).
 template <class T, FlashScore kScore>
 Results emulate(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const Tensor& dh,
-                const FlashAttentionParams& params) {
+                const FlashAttentionParams& params, bool mma) {
   using C = compute_t<T>;
   const FlashKernelParams p =
       make_kernel_params(params, q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), v.size(3));
@@ -67,10 +69,26 @@ Results emulate(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   T* pe = r.entropy.defined() ? r.entropy.data<T>() : nullptr;
   T* ps = r.sink_mass.defined() ? r.sink_mass.data<T>() : nullptr;
   const emu::Dim3 fwd_grid{static_cast<unsigned>(p.B * p.H * p.q_tiles()), static_cast<unsigned>(col_chunks(p.Dv)), 1};
-  with_cols(p.Dv, [&]<int kCols>() {
-    emu::launch(fwd_grid, kFlashThreads, static_cast<size_t>(forward_smem_elems(p.D, p.Dv)) * sizeof(C),
-                [=] { flash_forward_kernel<T, kScore, kCols>(p, pq, pk, pv, po, pl, pe, ps); });
-  });
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (mma) {
+      EXPECT_TRUE(mma_forward_covers(p.D, p.Dv));
+      const emu::Dim3 grid{static_cast<unsigned>(p.B * p.H * ((p.Tq + kMmaTile - 1) / kMmaTile)), 1, 1};
+      auto launch = [&]<int kD, int kDv>() {
+        emu::launch(grid, kMmaThreads, static_cast<size_t>(mma_forward_smem_bytes(kD, kDv)),
+                    [=] { flash_forward_mma_kernel<kScore, kD, kDv>(p, pq, pk, pv, po, pl, pe, ps); });
+      };
+      if (p.D == 64 && p.Dv == 64) launch.template operator()<64, 64>();
+      else if (p.D == 64) launch.template operator()<64, 128>();
+      else if (p.Dv == 64) launch.template operator()<128, 64>();
+      else launch.template operator()<128, 128>();
+    }
+  }
+  if (!mma) {
+    with_cols(p.Dv, [&]<int kCols>() {
+      emu::launch(fwd_grid, kFlashThreads, static_cast<size_t>(forward_smem_elems(p.D, p.Dv)) * sizeof(C),
+                  [=] { flash_forward_kernel<T, kScore, kCols>(p, pq, pk, pv, po, pl, pe, ps); });
+    });
+  }
 
   r.dq = Tensor::empty(q.shape(), dt);
   r.dk = Tensor::empty(k.shape(), dt);
@@ -131,8 +149,9 @@ Results emulate(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
 
 // The emulated kernels in dtype `dt` against the CPU kernel (in f32 for bf16,
 // on the same rounded inputs).
-void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt, uint64_t seed, bool with_dh) {
-  SCOPED_TRACE(detail::cat(dtype_name(dt), " B=", s.B, " H=", s.H, " Hkv=", s.Hkv, " Tq=", s.Tq, " Tk=", s.Tk,
+void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt, uint64_t seed, bool with_dh,
+                        bool mma = false) {
+  SCOPED_TRACE(detail::cat(mma ? "tensor cores " : "", dtype_name(dt), " B=", s.B, " H=", s.H, " Hkv=", s.Hkv, " Tq=", s.Tq, " Tk=", s.Tk,
                            " D=", s.D, " Dv=", s.Dv, " ", p.str(), with_dh ? " +dentropy" : ""));
   const DType ref_dt = dt == DType::bf16 ? DType::f32 : dt;
   auto make = [&](const Shape& shape, uint64_t sd) { return randn(shape, sd).to(dt); };
@@ -141,8 +160,8 @@ void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt
                dh = with_dh ? make({s.B, s.H, s.Tq}, seed + 4) : Tensor();
   Results got;
   auto run = [&]<class T>() {
-    got = p.score == FlashScore::softmax ? emulate<T, FlashScore::softmax>(q, k, v, g, dh, p)
-                                         : emulate<T, FlashScore::sigmoid>(q, k, v, g, dh, p);
+    got = p.score == FlashScore::softmax ? emulate<T, FlashScore::softmax>(q, k, v, g, dh, p, mma)
+                                         : emulate<T, FlashScore::sigmoid>(q, k, v, g, dh, p, mma);
   };
   if (dt == DType::f64) run.template operator()<double>();
   else if (dt == DType::f32) run.template operator()<float>();
@@ -238,4 +257,37 @@ TEST(CudaFlashEmulated, RowsWithoutKeysMatchCpu) {
   p.window = 3;  // positions 6, 7: windows (3, 6] and (4, 7]; keys 0..4
   p.entropy = p.sink_mass = true;
   expect_matches_cpu({1, 1, 1, 2, 5, 3, 3, 6}, p, DType::f64, 700, true);
+}
+
+// The tensor-core forward (bf16, D and Dv in {64, 128}), then the SIMT
+// backward from its out and lse, as flash_attention.cu runs them on sm_80+:
+// every mask, ALiBi + softcap, entropy (+ gradient) and sink mass, GQA, two
+// query tiles of 64 with a partial one, Tq != Tk with an offset.
+TEST(CudaFlashEmulated, TensorCoreForwardMatchesCpuForEveryMask) {
+  uint64_t seed = 800;
+  for (FlashMask mask : kMasks)
+    for (bool biased : {false, true}) {
+      FlashAttentionParams p = params(mask, biased, FlashScore::softmax, 2, 4);
+      p.entropy = p.sink_mass = true;
+      expect_matches_cpu({1, 2, 1, 70, 74, 64, 64, 4}, p, DType::bf16, seed += 8, true, true);
+    }
+}
+
+TEST(CudaFlashEmulated, TensorCoreForwardCoversEveryHeadDimPairAndSigmoid) {
+  uint64_t seed = 900;
+  const Shapes shapes[] = {{1, 2, 2, 9, 133, 128, 64, 124}, {1, 1, 1, 40, 40, 64, 128, 0}, {1, 1, 1, 17, 20, 128, 128, 3}};
+  for (const Shapes& s : shapes) {
+    FlashAttentionParams p = params(FlashMask::sinks, true, FlashScore::softmax, s.H, s.q_offset);
+    p.entropy = p.sink_mass = true;
+    expect_matches_cpu(s, p, DType::bf16, seed += 8, true, true);
+    expect_matches_cpu(s, params(FlashMask::causal, true, FlashScore::sigmoid, s.H, s.q_offset), DType::bf16,
+                       seed += 8, false, true);
+  }
+  // Rows whose window holds no key (every key tile skipped): out 0, lse -inf.
+  FlashAttentionParams p = params(FlashMask::window, false, FlashScore::softmax, 1, 6);
+  p.window = 3;
+  p.entropy = p.sink_mass = true;
+  expect_matches_cpu({1, 1, 1, 2, 5, 64, 64, 6}, p, DType::bf16, seed += 8, true, true);
+  p.q_offset = 70;
+  expect_matches_cpu({1, 1, 1, 2, 5, 64, 64, 70}, p, DType::bf16, seed += 8, true, true);
 }
