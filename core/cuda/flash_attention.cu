@@ -14,12 +14,6 @@ using namespace flash;
 
 namespace {
 
-bool has_bf16_tensor_cores(int device) {
-  int major = 0;
-  ATTNLAB_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  return major >= 8;
-}
-
 // The tensor-core forward; false when it does not cover the call.
 bool launch_mma_forward(const FlashKernelParams& p, const FlashAttentionParams& params, const Tensor& q,
                         const Tensor& k, const Tensor& v, Tensor& out, Tensor* lse, Tensor* entropy,
@@ -39,14 +33,10 @@ bool launch_mma_forward(const FlashKernelParams& p, const FlashAttentionParams& 
         sink_mass ? static_cast<bf16*>(sink_mass->raw_data()) : nullptr);
     ATTNLAB_CUDA_CHECK_LAUNCH("flash_forward_mma_kernel");
   };
-  auto dims = [&]<FlashScore kScore>() {
-    if (p.D == 64 && p.Dv == 64) launch.template operator()<kScore, 64, 64>();
-    else if (p.D == 64) launch.template operator()<kScore, 64, 128>();
-    else if (p.Dv == 64) launch.template operator()<kScore, 128, 64>();
-    else launch.template operator()<kScore, 128, 128>();
-  };
-  if (params.score == FlashScore::softmax) dims.template operator()<FlashScore::softmax>();
-  else dims.template operator()<FlashScore::sigmoid>();
+  dispatch_mma_dims(p.D, p.Dv, [&]<int kD, int kDv>() {
+    if (params.score == FlashScore::softmax) launch.template operator()<FlashScore::softmax, kD, kDv>();
+    else launch.template operator()<FlashScore::sigmoid, kD, kDv>();
+  });
   return true;
 }
 

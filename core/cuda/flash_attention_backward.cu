@@ -1,7 +1,10 @@
-// Fused attention backward on CUDA: launches the rowdot, dK/dV and dQ kernels
-// (flash_backward.cuh; the algorithm and its sources are described there).
+// Fused attention backward on CUDA: launches the rowdot kernel, then the dK/dV
+// and dQ kernels: with tensor cores (flash_backward_mma.cuh) for bf16 with head
+// dims 64 or 128 on sm_80 and newer, else the SIMT ones (flash_backward.cuh,
+// every dtype and head dim). The algorithm and its sources are described there.
 #include "core/cuda/cuda_ops.h"
 #include "core/cuda/flash_backward.cuh"
+#include "core/cuda/flash_backward_mma.cuh"
 #include "core/cuda/flash_launch.h"
 #include "core/cuda/kernel_utils.cuh"
 
@@ -50,7 +53,27 @@ void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                           with_entropy ? static_cast<const T*>(dentropy->raw_data()) : nullptr};
     const int64_t dkdv_bytes = backward_dkdv_smem_elems(p.D, p.Dv) * static_cast<int64_t>(sizeof(C));
     const int64_t dq_bytes = backward_dq_smem_elems(p.D, p.Dv) * static_cast<int64_t>(sizeof(C));
+    const bool mma = std::is_same_v<T, bf16> && mma_forward_covers(p.D, p.Dv) && has_bf16_tensor_cores(dev);
+    auto launch_mma = [&]<FlashScore kScore>() {
+      if constexpr (std::is_same_v<T, bf16>) {
+        dispatch_mma_dims(p.D, p.Dv, [&]<int kD, int kDv>() {
+          const unsigned kv_blocks = static_cast<unsigned>(p.B * p.Hkv * ((p.Tk + kMmaTile - 1) / kMmaTile));
+          const unsigned row_blocks = static_cast<unsigned>(p.B * p.H * ((p.Tq + kMmaTile - 1) / kMmaTile));
+          auto* dkdv_kernel = flash_dkdv_mma_kernel<kScore, kD, kDv>;
+          prepare_smem(dkdv_kernel, mma_dkdv_smem_bytes(kD, kDv), dev, "flash_attention_backward", p.D, p.Dv,
+                       q.dtype());
+          dkdv_kernel<<<kv_blocks, kMmaThreads, mma_dkdv_smem_bytes(kD, kDv)>>>(p, in, static_cast<bf16*>(dk.raw_data()),
+                                                                               static_cast<bf16*>(dv.raw_data()));
+          ATTNLAB_CUDA_CHECK_LAUNCH("flash_dkdv_mma_kernel");
+          auto* dq_kernel = flash_dq_mma_kernel<kScore, kD, kDv>;
+          prepare_smem(dq_kernel, mma_dq_smem_bytes(kD, kDv), dev, "flash_attention_backward", p.D, p.Dv, q.dtype());
+          dq_kernel<<<row_blocks, kMmaThreads, mma_dq_smem_bytes(kD, kDv)>>>(p, in, static_cast<bf16*>(dq.raw_data()));
+          ATTNLAB_CUDA_CHECK_LAUNCH("flash_dq_mma_kernel");
+        });
+      }
+    };
     auto launch = [&]<FlashScore kScore>() {
+      if (mma) return launch_mma.template operator()<kScore>();
       dispatch_cols(p.D > p.Dv ? p.D : p.Dv, [&]<int kCols>() {
         auto* kernel = flash_dkdv_kernel<T, kScore, kCols>;
         prepare_smem(kernel, dkdv_bytes, dev, "flash_attention_backward", p.D, p.Dv, q.dtype());

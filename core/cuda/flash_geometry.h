@@ -136,7 +136,19 @@ constexpr int64_t mma_forward_smem_bytes(int64_t d, int64_t dv) {
                      4 * (mma_ld_f32(kMmaTile) + mma_ld_f32(dv)));
 }
 
-// Whether it covers these head dims.
+// Shared-memory bytes of the tensor-core backward (flash_backward_mma.cuh).
+constexpr int64_t mma_dkdv_smem_bytes(int64_t d, int64_t dv) {
+  // k, v, q, dO tiles; S^T, dP^T (f32); P^T, dS^T (bf16); lse, D_i, dH of the query rows
+  return kMmaTile * (2 * (2 * mma_ld_bf16(d) + 2 * mma_ld_bf16(dv) + 2 * mma_ld_bf16(kMmaTile)) +
+                     4 * 2 * mma_ld_f32(kMmaTile) + 4 * 3);
+}
+constexpr int64_t mma_dq_smem_bytes(int64_t d, int64_t dv) {
+  // q, dO, k, v tiles; S, dP (f32); dS (bf16)
+  return kMmaTile * (2 * (2 * mma_ld_bf16(d) + 2 * mma_ld_bf16(dv) + mma_ld_bf16(kMmaTile)) +
+                     4 * 2 * mma_ld_f32(kMmaTile));
+}
+
+// Whether the tensor-core kernels cover these head dims.
 inline bool mma_forward_covers(int64_t d, int64_t dv) { return (d == 64 || d == 128) && (dv == 64 || dv == 128); }
 
 }  // namespace attnlab::cuda::flash

@@ -26,6 +26,23 @@ void prepare_smem(K* kernel, int64_t bytes, int device, const char* op, int64_t 
     ATTNLAB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
+// Whether `device` has bf16 tensor cores (sm_80 and newer): the WMMA kernels' condition.
+inline bool has_bf16_tensor_cores(int device) {
+  int major = 0;
+  ATTNLAB_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major >= 8;
+}
+
+// Calls fn.template operator()<kD, kDv>() for the tensor-core kernels' head
+// dims (mma_forward_covers(D, Dv) must hold).
+template <class F>
+void dispatch_mma_dims(int64_t D, int64_t Dv, F&& fn) {
+  if (D == 64 && Dv == 64) fn.template operator()<64, 64>();
+  else if (D == 64) fn.template operator()<64, 128>();
+  else if (Dv == 64) fn.template operator()<128, 64>();
+  else fn.template operator()<128, 128>();
+}
+
 // Calls f.template operator()<kCols>() with kCols = cols_per_thread(width), a
 // compile-time register count for the kernels' output accumulators.
 template <class F>

@@ -3,7 +3,7 @@
 // entropy, sink mass and all three gradients, for every mask (T not a multiple
 // of the 32-row tile, Tq != Tk with q_offset), ALiBi, softcap, sigmoid score,
 // grouped heads, Dv != D, the entropy's gradient (dentropy), wide heads split
-// over blocks, the bf16 tensor-core forward (head dims 64, 128), rows that see
+// over blocks, the bf16 tensor-core kernels (head dims 64, 128), rows that see
 // no key, more than 65535 heads, and run-to-run determinism. f64 tight, f32 ~1e-5 of each tensor's scale, bf16 (the GPU on
 // bf16 inputs against the CPU in f32 on the same rounded values) loose.
 // Every test skips without a CUDA device.
@@ -222,8 +222,9 @@ TEST(CudaFlashAttention, WideHeadsMatchCpu) {
   expect_matches_cpu(shapes[1], params(FlashMask::window, false, true, FlashScore::sigmoid, 2, 0), DType::bf16, 42);
 }
 
-// bf16 with head dims 64 and 128 takes the tensor-core forward on sm_80+
-// (flash_forward_mma.cuh; P rounded to bf16 before P v): every mask, ALiBi +
+// bf16 with head dims 64 and 128 takes the tensor-core kernels on sm_80+
+// (flash_forward_mma.cuh, flash_backward_mma.cuh; P and dS rounded to bf16 for
+// the products that take them): every mask, ALiBi +
 // softcap, entropy (+ gradient) and sink mass, sigmoid, GQA, decode, and two
 // query tiles of 64 with a partial one.
 TEST(CudaFlashAttention, TensorCoreHeadDimsMatchCpuLoosely) {

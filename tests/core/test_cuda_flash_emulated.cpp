@@ -1,5 +1,6 @@
 // The fused attention's CUDA kernels (core/cuda/flash_forward.cuh,
-// flash_backward.cuh), their own source, run on the host by
+// flash_backward.cuh and the tensor-core flash_forward_mma.cuh,
+// flash_backward_mma.cuh), their own source, run on the host by
 // tests/core/flash_emulator.h and compared with the CPU kernel: out, lse,
 // entropy, sink mass and all three gradients, for every mask, ALiBi, softcap,
 // sigmoid score, grouped heads, Dv != D, Tq != Tk with q_offset, the entropy's
@@ -21,6 +22,7 @@
 // After every other header: it defines the CUDA keywords as macros.
 #include "core/flash_emulator.h"
 #include "core/cuda/flash_backward.cuh"
+#include "core/cuda/flash_backward_mma.cuh"
 #include "core/cuda/flash_forward.cuh"
 #include "core/cuda/flash_forward_mma.cuh"
 
@@ -50,7 +52,7 @@ struct Results {
 };
 
 // flash_attention.cu's and flash_attention_backward.cu's launchers, on the
-// emulator; `mma`: the forward with tensor cores (bf16, head dims 64 or 128).
+// emulator; `mma`: the tensor-core kernels (bf16, head dims 64 or 128).
 template <class T, FlashScore kScore>
 Results emulate(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const Tensor& dh,
                 const FlashAttentionParams& params, bool mma) {
@@ -108,6 +110,23 @@ Results emulate(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   const BwdInputs<T> in{pq, pk, pv, pg, pl, drow.defined() ? drow.data<C>() : nullptr,
                         with_entropy ? dh.data<T>() : nullptr};
   T *pdq = r.dq.data<T>(), *pdk = r.dk.data<T>(), *pdv = r.dv.data<T>();
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (mma) {
+      auto launch = [&]<int kD, int kDv>() {
+        emu::launch({static_cast<unsigned>(p.B * p.Hkv * ((p.Tk + kMmaTile - 1) / kMmaTile)), 1, 1}, kMmaThreads,
+                    static_cast<size_t>(mma_dkdv_smem_bytes(kD, kDv)),
+                    [=] { flash_dkdv_mma_kernel<kScore, kD, kDv>(p, in, pdk, pdv); });
+        emu::launch({static_cast<unsigned>(p.B * p.H * ((p.Tq + kMmaTile - 1) / kMmaTile)), 1, 1}, kMmaThreads,
+                    static_cast<size_t>(mma_dq_smem_bytes(kD, kDv)),
+                    [=] { flash_dq_mma_kernel<kScore, kD, kDv>(p, in, pdq); });
+      };
+      if (p.D == 64 && p.Dv == 64) launch.template operator()<64, 64>();
+      else if (p.D == 64) launch.template operator()<64, 128>();
+      else if (p.Dv == 64) launch.template operator()<128, 64>();
+      else launch.template operator()<128, 128>();
+      return r;
+    }
+  }
   const int64_t wide = p.D > p.Dv ? p.D : p.Dv;
   with_cols(wide, [&]<int kCols>() {
     emu::launch({static_cast<unsigned>(p.B * p.Hkv * p.k_tiles()), static_cast<unsigned>(col_chunks(wide)), 1},
@@ -259,11 +278,11 @@ TEST(CudaFlashEmulated, RowsWithoutKeysMatchCpu) {
   expect_matches_cpu({1, 1, 1, 2, 5, 3, 3, 6}, p, DType::f64, 700, true);
 }
 
-// The tensor-core forward (bf16, D and Dv in {64, 128}), then the SIMT
-// backward from its out and lse, as flash_attention.cu runs them on sm_80+:
+// The tensor-core forward and backward (bf16, D and Dv in {64, 128}), as
+// flash_attention.cu and flash_attention_backward.cu run them on sm_80+:
 // every mask, ALiBi + softcap, entropy (+ gradient) and sink mass, GQA, two
 // query tiles of 64 with a partial one, Tq != Tk with an offset.
-TEST(CudaFlashEmulated, TensorCoreForwardMatchesCpuForEveryMask) {
+TEST(CudaFlashEmulated, TensorCoreKernelsMatchCpuForEveryMask) {
   uint64_t seed = 800;
   for (FlashMask mask : kMasks)
     for (bool biased : {false, true}) {
@@ -273,7 +292,7 @@ TEST(CudaFlashEmulated, TensorCoreForwardMatchesCpuForEveryMask) {
     }
 }
 
-TEST(CudaFlashEmulated, TensorCoreForwardCoversEveryHeadDimPairAndSigmoid) {
+TEST(CudaFlashEmulated, TensorCoreKernelsCoverEveryHeadDimPairAndSigmoid) {
   uint64_t seed = 900;
   const Shapes shapes[] = {{1, 2, 2, 9, 133, 128, 64, 124}, {1, 1, 1, 40, 40, 64, 128, 0}, {1, 1, 1, 17, 20, 128, 128, 3}};
   for (const Shapes& s : shapes) {
