@@ -299,6 +299,16 @@ TEST(CudaFlashAttention, RunToRunDeterministic) {
   expect_bits_equal(b.dq, a.dq, "dq");
   expect_bits_equal(b.dk, a.dk, "dk");
   expect_bits_equal(b.dv, a.dv, "dv");
+  // The tensor-core kernels (bf16, head dim 64) too.
+  Shapes t{2, 4, 2, 150, 150, 64, 64, 0};
+  FlashAttentionParams pt = params(FlashMask::sinks, true, true, FlashScore::softmax, t.H, 0);
+  pt.entropy = true;
+  Inputs h = convert(inputs(t, 22, true), DType::bf16, true);
+  Results c = run(h.q, h.k, h.v, h.g, h.dh, pt), d = run(h.q, h.k, h.v, h.g, h.dh, pt);
+  expect_bits_equal(d.out, c.out, "bf16 out");
+  expect_bits_equal(d.dq, c.dq, "bf16 dq");
+  expect_bits_equal(d.dk, c.dk, "bf16 dk");
+  expect_bits_equal(d.dv, c.dv, "bf16 dv");
 }
 
 // bf16 inputs save an f32 lse (ops.cpp's lse_dtype); a bf16 one is refused.

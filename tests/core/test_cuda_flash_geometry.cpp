@@ -193,6 +193,8 @@ TEST(CudaFlashGeometry, SharedMemoryOfCommonHeadsFitsSm80) {
   EXPECT_LE(backward_dkdv_smem_elems(256, 256) * 4, sm80);
   // The tensor-core forward (bf16 tiles, f32 scores and output) at its largest.
   EXPECT_LE(mma_forward_smem_bytes(128, 128), sm80);
+  EXPECT_LE(mma_dkdv_smem_bytes(128, 128), sm80);
+  EXPECT_LE(mma_dq_smem_bytes(128, 128), sm80);
   EXPECT_TRUE(mma_forward_covers(64, 128));
   EXPECT_FALSE(mma_forward_covers(96, 128));
   // The forward keeps only its block's columns of v.
