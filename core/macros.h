@@ -6,3 +6,12 @@
 #else
 #define ATTNLAB_HOST_DEVICE inline
 #endif
+
+// ATTNLAB_UNROLL asks nvcc to unroll the loop that follows (fixed trip counts
+// keep per-thread arrays in registers); host compilers see nothing, so shared
+// headers stay free of pragmas they would warn about.
+#if defined(__CUDA_ARCH__)
+#define ATTNLAB_UNROLL _Pragma("unroll")
+#else
+#define ATTNLAB_UNROLL
+#endif

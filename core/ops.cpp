@@ -561,6 +561,12 @@ Tensor cumsum(const Tensor& x, int64_t dim, bool reverse) {
 
 namespace {
 
+// The saved log-sum-exp is kept in the compute dtype: f32 for bf16 inputs. The
+// backward recomputes P = exp(s - lse) from it, and a bf16 lse (8 significant
+// bits) would scale whole rows of P by up to exp(|lse| 2^-9), about 2% at
+// lse = 10: a bias in every gradient, far above bf16's rounding of the outputs.
+DType lse_dtype(DType q) { return q == DType::bf16 ? DType::f32 : q; }
+
 // Shapes (q [B, H, Tq, D], k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv]) and parameters.
 void check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                      const FlashAttentionParams& p) {
@@ -609,11 +615,11 @@ FlashAttentionOut flash_attention(const Tensor& q, const Tensor& k, const Tensor
   const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), Dv = v.size(3);
   FlashAttentionOut r;
   r.out = Tensor::empty({B, H, Tq, Dv}, q.dtype(), q.device());
-  if (params.score == FlashScore::softmax) r.lse = Tensor::empty({B, H, Tq}, q.dtype(), q.device());
+  if (params.score == FlashScore::softmax) r.lse = Tensor::empty({B, H, Tq}, lse_dtype(q.dtype()), q.device());
   if (params.entropy) r.entropy = Tensor::empty({B, H, Tq}, q.dtype(), q.device());
   if (params.sink_mass) r.sink_mass = Tensor::empty({B, H, Tq}, q.dtype(), q.device());
-  ATTNLAB_DISPATCH_CPU(q.device(), flash_attention, q, k, v, params, r.out, r.lse.defined() ? &r.lse : nullptr,
-                       r.entropy.defined() ? &r.entropy : nullptr, r.sink_mass.defined() ? &r.sink_mass : nullptr);
+  ATTNLAB_DISPATCH(q.device(), flash_attention, q, k, v, params, r.out, r.lse.defined() ? &r.lse : nullptr,
+                   r.entropy.defined() ? &r.entropy : nullptr, r.sink_mass.defined() ? &r.sink_mass : nullptr);
   return r;
 }
 
@@ -634,7 +640,8 @@ FlashAttentionGrads flash_attention_backward(const Tensor& q, const Tensor& k, c
     check_like(op, dout, out);
     check_float(op, lse, "lse");
     check_same_device(op, q, lse);
-    check_same_dtype(op, q, lse);
+    ATTNLAB_CHECK(lse.dtype() == lse_dtype(q.dtype()), op, ": lse ", lse.str(), " must be ",
+                  dtype_name(lse_dtype(q.dtype())), " for q ", q.str());
     ATTNLAB_CHECK(lse.shape() == Shape(out_shape.begin(), out_shape.end() - 1), op, ": lse ", lse.str(),
                   " does not match out ", out.str());
   }
@@ -652,9 +659,16 @@ FlashAttentionGrads flash_attention_backward(const Tensor& q, const Tensor& k, c
     }
   }
   FlashAttentionGrads g{Tensor::empty_like(q), Tensor::empty_like(k), Tensor::empty_like(v)};
+  const Tensor* ent = entropy.defined() ? &entropy : nullptr;
+  const Tensor* dent = dentropy.defined() ? &dentropy : nullptr;
+#ifdef ATTNLAB_HAS_CUDA
+  if (q.device().is_cuda()) {  // one schedule there: no FlashBackwardSchedule argument
+    cuda::flash_attention_backward(q, k, v, out, lse, dout, params, g.dq, g.dk, g.dv, ent, dent);
+    return g;
+  }
+#endif
   ATTNLAB_DISPATCH_CPU(q.device(), flash_attention_backward, q, k, v, out, lse, dout, params, g.dq, g.dk, g.dv,
-                       cpu::FlashBackwardSchedule::automatic, entropy.defined() ? &entropy : nullptr,
-                       dentropy.defined() ? &dentropy : nullptr);
+                       cpu::FlashBackwardSchedule::automatic, ent, dent);
   return g;
 }
 

@@ -127,7 +127,8 @@ Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);
 struct FlashAttentionOut {
   Tensor out;      // [B, H, Tq, Dv]
   Tensor lse;      // [B, H, Tq]: log-sum-exp of each row's scores, saved for backward
-                   // (-inf for a row that sees no key); undefined for the sigmoid score
+                   // (-inf for a row that sees no key); undefined for the sigmoid score;
+                   // f32 for bf16 inputs (the compute dtype), else q's dtype
   Tensor entropy;  // [B, H, Tq] when params.entropy, else undefined
   Tensor sink_mass;  // [B, H, Tq] when params.sink_mass, else undefined
 };

@@ -1,7 +1,8 @@
 #pragma once
 // Pieces shared by the fused CPU attention's forward (flash_attention.cpp) and
-// backward (flash_attention_backward.cpp): the tile geometry, which keys a
-// query sees, and the score tile s = cap(scale q.k) - alibi, masked.
+// backward (flash_attention_backward.cpp): the tile geometry and the score
+// tile s = cap(scale q.k) - alibi, masked (which keys a query sees lives in
+// core/flash_mask.h, shared with the CUDA kernels).
 //
 // The algorithm is FlashAttention's (Dao et al., "FlashAttention: Fast and
 // Memory-Efficient Exact Attention with IO-Awareness", 2022) in the loop order of
@@ -16,6 +17,7 @@
 #include <limits>
 
 #include "core/attention_params.h"
+#include "core/flash_mask.h"
 #include "core/functors.h"
 #include "core/tensor.h"
 
@@ -45,36 +47,12 @@ inline Dims dims_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return d;
 }
 
-// The keys query position `pos` sees: [0, sink_end) and [lo, hi), both within [0, Tk).
-struct KeyRange {
-  int64_t sink_end, lo, hi;
-  bool visible(int64_t j) const { return j < sink_end || (lo <= j && j < hi); }
-};
-
-inline KeyRange key_range(const FlashAttentionParams& p, int64_t pos, int64_t Tk) {
-  int64_t causal_end = std::clamp<int64_t>(pos + 1, 0, Tk);
-  int64_t win_lo = std::clamp<int64_t>(pos - p.window + 1, 0, Tk);
-  switch (p.mask) {
-    case FlashMask::none: return {0, 0, Tk};
-    case FlashMask::causal: return {0, 0, causal_end};
-    case FlashMask::window: return {0, win_lo, causal_end};
-    case FlashMask::sinks: return {std::min(p.sinks, causal_end), win_lo, causal_end};
-  }
-  return {0, 0, Tk};
-}
-
-enum class TileKind { skip, full, partial };
-
-// Keys [j0, j1) against query positions [pos0, pos1). Both bounds of a row's
-// range grow with its position, so the first and last rows bound the tile.
-inline TileKind classify(const FlashAttentionParams& p, int64_t pos0, int64_t pos1, int64_t j0, int64_t j1,
-                         int64_t Tk) {
-  KeyRange first = key_range(p, pos0, Tk), last = key_range(p, pos1 - 1, Tk);
-  bool touches = j0 < last.sink_end || (j1 > first.lo && j0 < last.hi);
-  if (!touches) return TileKind::skip;
-  bool all = j1 <= first.sink_end || (j0 >= last.lo && j1 <= first.hi);
-  return all ? TileKind::full : TileKind::partial;
-}
+// Which keys a query sees and which tiles to skip: core/flash_mask.h, shared
+// with the CUDA kernels.
+using attnlab::flash::classify;
+using attnlab::flash::key_range;
+using attnlab::flash::KeyRange;
+using attnlab::flash::TileKind;
 
 // Row reductions kept in 16 partial results: the compiler may not reorder one
 // running float sum into vector lanes (no -ffast-math), but it does vectorise

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/attention_params.h"
 #include "core/functors.h"
 #include "core/tensor.h"
 
@@ -84,6 +85,17 @@ void delta_rule_chunked_backward(const Tensor& q, const Tensor& k, const Tensor&
 
 // rope.cu: x [..., T, D], cos/sin [T, h]; out like x (core/ops.h).
 void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, bool inverse, Tensor& out);
+
+// Fused attention (flash_attention.cu, flash_attention_backward.cu): the CPU
+// kernel's contract (core/cpu/cpu_ops.h). lse is f32 for bf16 inputs (the
+// compute dtype; ops.cpp allocates it so), entropy and sink_mass are q's dtype;
+// lse, entropy, sink_mass may be null as on the CPU. One deterministic
+// backward schedule, so no FlashBackwardSchedule.
+void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const FlashAttentionParams& p,
+                     Tensor& out, Tensor* lse, Tensor* entropy, Tensor* sink_mass);
+void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& lse, const Tensor& dout, const FlashAttentionParams& p, Tensor& dq,
+                              Tensor& dk, Tensor& dv, const Tensor* entropy, const Tensor* dentropy);
 
 // Waits for all work on the current device (tests and host reads).
 void synchronize();

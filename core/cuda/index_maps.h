@@ -13,12 +13,6 @@
 #include "core/macros.h"
 #include "core/shape.h"
 
-#if defined(__CUDA_ARCH__)
-#define ATTNLAB_UNROLL _Pragma("unroll")
-#else
-#define ATTNLAB_UNROLL
-#endif
-
 namespace attnlab::cuda {
 
 constexpr int kMaxBroadcastDims = 12;

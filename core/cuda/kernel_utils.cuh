@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/cuda/compute_type.h"  // compute_t: float for bf16, the type itself otherwise
 #include "core/cuda/runtime.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -26,10 +27,6 @@ __device__ __forceinline__ int64_t grid_start() {
 __device__ __forceinline__ int64_t grid_stride() {
   return static_cast<int64_t>(gridDim.x) * blockDim.x;
 }
-
-// The type arithmetic is done in: float for bf16, the type itself otherwise.
-template <class T>
-using compute_t = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
 
 // Any dtype to any other, with the CPU backend's rounding: values go through
 // double (bf16 through float). Only int64 sources can round differently when

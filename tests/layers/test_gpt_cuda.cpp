@@ -1,8 +1,8 @@
 // A tiny GPT's loss and every parameter gradient on the GPU equal the CPU's
-// (f32, within rounding): the autograd path end to end over the CUDA kernels.
-// Attention runs with impl = reference (composed from matmul, masked_fill and
-// softmax): the fused flash-attention kernel is CPU-only so far. Skips without
-// a CUDA device.
+// (f32, within rounding): the autograd path end to end over the CUDA kernels,
+// with attention composed from matmul, masked_fill and softmax (impl =
+// reference) and with the fused flash-attention kernels (impl = fused). Skips
+// without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -19,10 +19,10 @@ using test_util::random_ids;
 
 namespace {
 
-// The layer tests' tiny GPT, wider, with attention composed from the ops.
-GPTConfig tiny(bool gpt2_style) {
+// The layer tests' tiny GPT, wider, with attention by `impl`.
+GPTConfig tiny(bool gpt2_style, AttnImpl impl) {
   AttnOptions o;
-  o.impl = AttnImpl::reference;
+  o.impl = impl;
   GPTConfig c = test_util::tiny_gpt_config(gpt2_style, o);
   c.vocab_size = 37;
   c.d_model = 16;
@@ -30,9 +30,10 @@ GPTConfig tiny(bool gpt2_style) {
   return c;
 }
 
-void expect_gpu_matches_cpu(bool gpt2_style) {
-  const std::string style = gpt2_style ? "gpt2-style" : "llama-style";
-  GPTConfig cfg = tiny(gpt2_style);
+void expect_gpu_matches_cpu(bool gpt2_style, AttnImpl impl) {
+  const std::string style = std::string(gpt2_style ? "gpt2-style" : "llama-style") +
+                            (impl == AttnImpl::fused ? " fused" : " reference");
+  GPTConfig cfg = tiny(gpt2_style, impl);
   GPT cpu_model(cfg, 7), gpu_model(cfg, 7);
   gpu_model.to(kGpu);
   Tensor ids = random_ids(3, 11, cfg.vocab_size, 1), targets = random_ids(3, 11, cfg.vocab_size, 2);
@@ -66,10 +67,10 @@ void expect_gpu_matches_cpu(bool gpt2_style) {
 
 TEST(GPTCuda, Gpt2StyleLossAndGradientsMatchCpu) {
   SKIP_WITHOUT_CUDA();
-  expect_gpu_matches_cpu(true);
+  for (AttnImpl impl : {AttnImpl::reference, AttnImpl::fused}) expect_gpu_matches_cpu(true, impl);
 }
 
 TEST(GPTCuda, LlamaStyleLossAndGradientsMatchCpu) {
   SKIP_WITHOUT_CUDA();
-  expect_gpu_matches_cpu(false);
+  for (AttnImpl impl : {AttnImpl::reference, AttnImpl::fused}) expect_gpu_matches_cpu(false, impl);
 }
