@@ -19,7 +19,7 @@ if [[ ! -f "$build/CMakeCache.txt" ]]; then
 fi
 grep -q "^ATTNLAB_CUDA:STRING=\(ON\|AUTO\)" "$build/CMakeCache.txt" ||
   { echo "device_kit: $build is not a CUDA build" >&2; exit 1; }
-bins=(tests/test_core tests/test_layers tests/test_optim tests/test_train tests/test_comm tests/test_mpi
+bins=(tests/test_core tests/test_autograd tests/test_layers tests/test_optim tests/test_train tests/test_mpi
       attnlab bench/bench_attention_cuda)
 targets=()
 for b in "${bins[@]}"; do targets+=("$(basename "$b" | sed 's/^attnlab$/attnlab_cli/')"); done
@@ -38,7 +38,8 @@ for b in "$stage"/bin/*; do
   ldd "$b" | awk '$3 ~ /^\// {print $3}'
 done | sort -u | grep -Ev '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/libcuda|/libcudart|/libcublas|/libnvidia|/libnccl|/libcudnn' |
   while read -r lib; do cp -L "$lib" "$stage/lib/"; done
-tar -C "$stage" -cJf .devkit/kit.tar.xz bin lib
+# xz -9: a 64 MiB window, so the CUDA code every binary links in is stored about once.
+XZ_OPT=-9 tar -C "$stage" -cJf .devkit/kit.tar.xz bin lib
 rm -rf "$stage"
 size=$(stat -c %s .devkit/kit.tar.xz)
 echo "device_kit: .devkit/kit.tar.xz, $((size / 1024 / 1024)) MiB (carry limit 64 MiB)"
