@@ -33,33 +33,6 @@ std::string describe(const Shapes& s, const FlashAttentionParams& p, DType t) {
                      " Dv=", s.Dv, " ", p.str());
 }
 
-// max |a - b| <= rtol * max |b| over the finite entries of b (relative to the
-// tensor's scale: entries that cancel to near zero need no digits they never
-// had); a non-finite entry of b (lse = -inf) must be matched exactly.
-::testing::AssertionResult close(const Tensor& a, const Tensor& b, double rtol, const char* what) {
-  if (a.shape() != b.shape())
-    return ::testing::AssertionFailure() << what << ": shapes " << a.str() << " vs " << b.str();
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double scale = 0, err = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    if (!std::isfinite(y[i])) {
-      if (!(x[i] == y[i]))
-        return ::testing::AssertionFailure() << what << ": at " << i << " got " << x[i] << ", want " << y[i];
-      continue;
-    }
-    scale = std::max(scale, std::fabs(y[i]));
-    double e = std::fabs(x[i] - y[i]);
-    if (!(e <= err)) {  // also catches NaN
-      err = e;
-      at = i;
-    }
-  }
-  if (err <= rtol * std::max(scale, 1e-30)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max error " << err << " at " << at << " (" << x[at] << " vs "
-                                       << y[at] << "), scale " << scale << ", rtol " << rtol;
-}
-
 double rtol_for(DType t) { return t == DType::f64 ? 1e-12 : t == DType::f32 ? 2e-5 : 3e-2; }
 
 struct Results {
@@ -107,21 +80,21 @@ void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt
   EXPECT_EQ(got.out.dtype(), dt);
   // The entropy's gradient adds terms of both signs: a little more room in f32.
   const double tol = rtol_for(dt), grad_tol = with_dh && dt == DType::f32 ? 5 * tol : tol;
-  EXPECT_TRUE(close(got.out, want.out, tol, "out"));
+  EXPECT_TRUE(close_to_scale(got.out, want.out, tol, "out"));
   if (p.score == FlashScore::softmax) {
     EXPECT_EQ(got.lse.dtype(), dt == DType::bf16 ? DType::f32 : dt);
     // bf16: the GPU's lse is f32 from rounded inputs, as the CPU's: as tight as f32 but for the scores' sums.
-    EXPECT_TRUE(close(got.lse, want.lse, dt == DType::bf16 ? 1e-4 : tol, "lse"));
+    EXPECT_TRUE(close_to_scale(got.lse, want.lse, dt == DType::bf16 ? 1e-4 : tol, "lse"));
   }
   if (p.entropy) {
-    EXPECT_TRUE(close(got.entropy, want.entropy, tol, "entropy"));
+    EXPECT_TRUE(close_to_scale(got.entropy, want.entropy, tol, "entropy"));
   }
   if (p.sink_mass) {
-    EXPECT_TRUE(close(got.sink_mass, want.sink_mass, tol, "sink_mass"));
+    EXPECT_TRUE(close_to_scale(got.sink_mass, want.sink_mass, tol, "sink_mass"));
   }
-  EXPECT_TRUE(close(got.dq, want.dq, grad_tol, "dq"));
-  EXPECT_TRUE(close(got.dk, want.dk, grad_tol, "dk"));
-  EXPECT_TRUE(close(got.dv, want.dv, grad_tol, "dv"));
+  EXPECT_TRUE(close_to_scale(got.dq, want.dq, grad_tol, "dq"));
+  EXPECT_TRUE(close_to_scale(got.dk, want.dk, grad_tol, "dk"));
+  EXPECT_TRUE(close_to_scale(got.dv, want.dv, grad_tol, "dv"));
 }
 
 FlashAttentionParams params(FlashMask mask, bool alibi, bool softcap, FlashScore score, int64_t H, int64_t q_offset) {
@@ -271,9 +244,9 @@ TEST(CudaFlashAttention, RowsWithoutKeysMatchCpu) {
     Inputs in = inputs({1, 2, 1, 3, 0, 4, 5, 0}, 19, false);
     Inputs g = convert(in, dt, true), c = convert(in, dt, false);
     Results got = run(g.q, g.k, g.v, g.g, Tensor(), none), want = run(c.q, c.k, c.v, c.g, Tensor(), none);
-    EXPECT_TRUE(close(got.out, want.out, 0, "out"));
-    EXPECT_TRUE(close(got.lse, want.lse, 0, "lse"));
-    EXPECT_TRUE(close(got.dq, want.dq, 0, "dq"));
+    EXPECT_TRUE(close_to_scale(got.out, want.out, 0, "out"));
+    EXPECT_TRUE(close_to_scale(got.lse, want.lse, 0, "lse"));
+    EXPECT_TRUE(close_to_scale(got.dq, want.dq, 0, "dq"));
     EXPECT_EQ(got.dk.numel(), 0);
   }
 }

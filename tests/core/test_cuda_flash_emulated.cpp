@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/attention_params.h"
+#include "core/cuda_testing.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/ops.h"
 #include "core/tensor.h"
@@ -28,6 +29,7 @@
 
 using namespace attnlab;
 using namespace attnlab::cuda::flash;
+using attnlab::cuda_testing::close_to_scale;
 using attnlab::cuda::compute_t;
 using attnlab::testing::randn;
 
@@ -141,31 +143,6 @@ Results emulate(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   return r;
 }
 
-// max |a - b| <= rtol * max |b| over the finite entries of b; non-finite ones must match exactly.
-::testing::AssertionResult close(const Tensor& a, const Tensor& b, double rtol, const char* what) {
-  if (a.shape() != b.shape())
-    return ::testing::AssertionFailure() << what << ": shapes " << a.str() << " vs " << b.str();
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double scale = 0, err = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    if (!std::isfinite(y[i])) {
-      if (!(x[i] == y[i]))
-        return ::testing::AssertionFailure() << what << ": at " << i << " got " << x[i] << ", want " << y[i];
-      continue;
-    }
-    scale = std::max(scale, std::fabs(y[i]));
-    double e = std::fabs(x[i] - y[i]);
-    if (!(e <= err)) {  // also catches NaN
-      err = e;
-      at = i;
-    }
-  }
-  if (err <= rtol * std::max(scale, 1e-30)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max error " << err << " at " << at << " (" << x[at] << " vs "
-                                       << y[at] << "), scale " << scale << ", rtol " << rtol;
-}
-
 // The emulated kernels in dtype `dt` against the CPU kernel (in f32 for bf16,
 // on the same rounded inputs).
 void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt, uint64_t seed, bool with_dh,
@@ -191,19 +168,19 @@ void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt
   ops::FlashAttentionGrads wg = ops::flash_attention_backward(
       rq, rk, rv, want.out, want.lse, rg, p, with_dh ? want.entropy : Tensor(), with_dh ? dh.to(ref_dt) : Tensor());
   const double tol = dt == DType::f64 ? 1e-12 : dt == DType::f32 ? 2e-5 : 3e-2;
-  EXPECT_TRUE(close(got.out, want.out, tol, "out"));
+  EXPECT_TRUE(close_to_scale(got.out, want.out, tol, "out"));
   if (p.score == FlashScore::softmax) {
-    EXPECT_TRUE(close(got.lse, want.lse, dt == DType::bf16 ? 1e-4 : tol, "lse"));
+    EXPECT_TRUE(close_to_scale(got.lse, want.lse, dt == DType::bf16 ? 1e-4 : tol, "lse"));
   }
   if (p.entropy) {
-    EXPECT_TRUE(close(got.entropy, want.entropy, tol, "entropy"));
+    EXPECT_TRUE(close_to_scale(got.entropy, want.entropy, tol, "entropy"));
   }
   if (p.sink_mass) {
-    EXPECT_TRUE(close(got.sink_mass, want.sink_mass, tol, "sink_mass"));
+    EXPECT_TRUE(close_to_scale(got.sink_mass, want.sink_mass, tol, "sink_mass"));
   }
-  EXPECT_TRUE(close(got.dq, wg.dq, tol, "dq"));
-  EXPECT_TRUE(close(got.dk, wg.dk, tol, "dk"));
-  EXPECT_TRUE(close(got.dv, wg.dv, tol, "dv"));
+  EXPECT_TRUE(close_to_scale(got.dq, wg.dq, tol, "dq"));
+  EXPECT_TRUE(close_to_scale(got.dk, wg.dk, tol, "dk"));
+  EXPECT_TRUE(close_to_scale(got.dv, wg.dv, tol, "dv"));
 }
 
 FlashAttentionParams params(FlashMask mask, bool biased, FlashScore score, int64_t H, int64_t q_offset) {
