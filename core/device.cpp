@@ -24,4 +24,22 @@ int cuda_device_count() { return 0; }
 #endif
 bool cuda_available() { return cuda_device_count() > 0; }
 
+Device usable_device(const std::string& spec, const std::string& setting) {
+  Device d;
+  try {
+    d = Device::parse(spec);
+  } catch (const Error& e) {
+    throw Error(setting + " = " + spec + ": " + e.what());
+  }
+  if (d.is_cpu()) return d;
+#ifdef ATTNLAB_HAS_CUDA
+  const int count = cuda_device_count();
+  ATTNLAB_CHECK(count > 0, setting, " = ", spec, ": no CUDA device is available");
+  ATTNLAB_CHECK(d.index < count, setting, " = ", spec, ": no such device (", count, " present)");
+  return d;
+#else
+  throw Error(setting + " = " + spec + ": attnlab was built without CUDA (ATTNLAB_CUDA=OFF)");
+#endif
+}
+
 }  // namespace attnlab

@@ -23,4 +23,9 @@ struct Device {
 bool cuda_available();
 int cuda_device_count();
 
+// `spec` parsed and checked usable here: a CUDA device needs a CUDA build and
+// that device present. Errors name the setting, e.g. "train.device = cuda: no
+// CUDA device is available".
+Device usable_device(const std::string& spec, const std::string& setting);
+
 }  // namespace attnlab

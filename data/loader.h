@@ -31,6 +31,7 @@ struct LoaderState {
 struct Batch {
   Tensor x;
   Tensor y;  // y[b][t] = the token after x[b][t]
+  Batch to(Device d) const { return {x.to(d), y.to(d)}; }  // the same tensors when already there
 };
 
 // Cuts a shard's tokens into [B, T] batches.

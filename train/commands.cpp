@@ -133,9 +133,11 @@ int cmd_sample(const std::vector<std::string>& args) {
       "temperature", po::value<double>()->default_value(0.8), "softmax temperature (0 = greedy)")(
       "top_k", po::value<int64_t>()->default_value(40), "sample among the k most likely (0 = all)")(
       "seed", po::value<uint64_t>()->default_value(0), "sampling seed")(
-      "tokenizer", po::value<std::string>(), "override the config's data.tokenizer");
+      "tokenizer", po::value<std::string>(), "override the config's data.tokenizer")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N");
   po::variables_map vm;
   if (!parse_args("sample", args, desc, vm)) return 0;
+  const Device device = usable_device(vm["device"].as<std::string>(), "--device");
   SampleOptions so;
   so.tokens = vm["tokens"].as<int64_t>();
   so.temperature = vm["temperature"].as<double>();
@@ -145,6 +147,7 @@ int cmd_sample(const std::vector<std::string>& args) {
   ATTNLAB_CHECK(so.top_k >= 0, "--top_k ", so.top_k, ": expected >= 0");
   Config cfg;
   std::unique_ptr<GPT> model = load_model(load_checkpoint(vm["ckpt"].as<std::string>(), false), &cfg);
+  model->to(device);
   auto tok = load_tokenizer(vm.count("tokenizer") ? vm["tokenizer"].as<std::string>() : cfg.data.tokenizer);
   ATTNLAB_CHECK(tok->vocab_size() <= model->config().vocab_size, "sample: tokenizer ", tok->name(), " has ",
                 tok->vocab_size(), " tokens but the model only ", model->config().vocab_size);
@@ -159,11 +162,14 @@ int cmd_eval(const std::vector<std::string>& args) {
   po::options_description desc("attnlab eval: validation loss and perplexity of a checkpoint\n\noptions");
   desc.add_options()("ckpt", po::value<std::string>()->required(), "checkpoint (RUN_DIR/ckpt.h5)")(
       "val", po::value<std::string>(), "val shard (default: the config's data.val)")(
-      "batches", po::value<int64_t>()->default_value(0), "batches to average (0 = one full pass)");
+      "batches", po::value<int64_t>()->default_value(0), "batches to average (0 = one full pass)")(
+      "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N");
   po::variables_map vm;
   if (!parse_args("eval", args, desc, vm)) return 0;
+  const Device device = usable_device(vm["device"].as<std::string>(), "--device");
   Config cfg;
   std::unique_ptr<GPT> model = load_model(load_checkpoint(vm["ckpt"].as<std::string>(), false), &cfg);
+  model->to(device);
   std::string val = vm.count("val") ? vm["val"].as<std::string>() : cfg.data.val;
   ATTNLAB_CHECK(!val.empty(), "eval: the checkpoint's config has no data.val; pass --val SHARD");
   LoaderOptions lo;
@@ -176,7 +182,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   NoGradGuard no_grad;
   double total = 0;
   for (int64_t i = 0; i < n; ++i) {
-    Batch b = loader.next();
+    Batch b = loader.next().to(device);
     total += model->loss(b.x, b.y).data().item<double>();
   }
   double loss = total / static_cast<double>(n);

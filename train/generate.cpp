@@ -32,12 +32,13 @@ std::vector<uint32_t> generate(GPT& model, const std::vector<uint32_t>& prompt, 
   NoGradGuard no_grad;
   model.eval();
   const int64_t block = model.config().block_size, vocab = model.config().vocab_size;
+  const Device device = model.named_parameters().front().second.device();
   std::vector<uint32_t> seq = prompt;
   GPTCache cache = model.new_cache();
   auto feed = [&](size_t from) {
     std::vector<int64_t> ids(seq.begin() + static_cast<std::ptrdiff_t>(from), seq.end());
-    Var logits = model.forward_step(Tensor::from(ids, {1, static_cast<int64_t>(ids.size())}), cache);
-    return logits.data().reshape({-1, vocab});  // [T_new, V]
+    Var logits = model.forward_step(Tensor::from(ids, {1, static_cast<int64_t>(ids.size())}, device), cache);
+    return logits.data().reshape({-1, vocab}).to(Device::cpu());  // [T_new, V], sampled on the host
   };
   // A prompt longer than the context keeps its end.
   size_t start = seq.size() > static_cast<size_t>(block) ? seq.size() - static_cast<size_t>(block) : 0;

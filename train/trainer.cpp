@@ -72,27 +72,6 @@ LRSchedule make_schedule(const Config& cfg) {
   return s;
 }
 
-// train.device = cuda needs a CUDA build and a device; bf16 runs anywhere (on
-// the CPU its GEMMs widen the bf16 operands to f32: slower than fp32, there
-// to test the mixed-precision path).
-Device training_device(const Config& cfg) {
-  Device d = Device::parse(cfg.train.device);
-  if (d.is_cpu()) return d;
-#ifdef ATTNLAB_HAS_CUDA
-  const int count = cuda_device_count();
-  ATTNLAB_CHECK(count > 0, "train.device = ", cfg.train.device, ": no CUDA device is available");
-  ATTNLAB_CHECK(d.index < count, "train.device = ", cfg.train.device, ": no such device (", count, " present)");
-  return d;
-#else
-  throw Error(detail::cat("train.device = ", cfg.train.device, ": attnlab was built without CUDA (ATTNLAB_CUDA=OFF)"));
-#endif
-}
-
-Batch on_device(Batch b, Device d) {
-  if (d.is_cpu()) return b;
-  return {b.x.to(d), b.y.to(d)};
-}
-
 std::unique_ptr<TokenLoader> make_loader(const Config& cfg, const std::string& path, LoaderMode mode,
                                          const Communicator& comm) {
   LoaderOptions o;
@@ -134,7 +113,7 @@ void average_over_ranks(std::vector<LayerAttnStats>& stats, Communicator& comm) 
 
 Trainer::Trainer(Config cfg, TrainerOptions opts) : cfg_(std::move(cfg)), opts_(opts) {
   require(cfg_, "data.train");
-  device_ = training_device(cfg_);
+  device_ = usable_device(cfg_.train.device, "train.device");
   comm_ = opts_.comm ? opts_.comm : world_communicator(cfg_.train.dist, device_, cfg_.train.comm_timeout);
   // NCCL gives each rank of a node its own GPU (local rank modulo the count).
   if (device_.is_cuda() && comm_->scalar_device().is_cuda()) device_ = comm_->scalar_device();
@@ -237,7 +216,7 @@ StepStats Trainer::train_step() {
   int accum = cfg_.train.grad_accum;
   AutocastGuard autocast(cfg_.train.precision == "bf16");
   for (int micro = 0; micro < accum; ++micro) {
-    Batch b = on_device(train_loader_->next(), device_);
+    Batch b = train_loader_->next().to(device_);
     Var loss = model_->loss(b.x, b.y);
     st.loss += loss.data().item<double>() / accum;
     const auto& terms = model_->last_loss_terms();
@@ -278,7 +257,7 @@ double Trainer::evaluate() {
   double total = 0;
   int n = cfg_.train.eval_batches;
   for (int i = 0; i < n; ++i) {
-    Batch b = on_device(val_loader_->next(), device_);
+    Batch b = val_loader_->next().to(device_);
     total += model_->loss(b.x, b.y).data().item<double>();
   }
   model_->train();

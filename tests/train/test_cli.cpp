@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "cli_testing.h"
+#include "core/device.h"
 #include "train_fixture.h"
 
 using namespace attnlab;
@@ -25,6 +26,26 @@ TEST(Cli, TrainsAndSamples) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("val_loss"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("perplexity"), std::string::npos) << r.out;
+  // --device cpu is the default, spelled out.
+  CliResult on_cpu = run_cli("eval --ckpt " + ckpt + " --batches 2 --device cpu", tiny.dir);
+  ASSERT_EQ(on_cpu.code, 0) << on_cpu.err;
+  EXPECT_EQ(on_cpu.out, r.out);
+}
+
+TEST(Cli, BadDevice) {
+  test::TinyRun tiny;
+  CliResult r = run_cli("train " + tiny_ini() + " -q" + args_of(tiny.overrides()) + " --train.steps=6", tiny.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string ckpt = tiny.dir.file("run") + "/ckpt.h5";
+  expect_one_line_error(run_cli("eval --ckpt " + ckpt + " --device gpu", tiny.dir), {"--device = gpu", "cpu, cuda"});
+  expect_one_line_error(run_cli("sample --ckpt " + ckpt + " --device tpu:0", tiny.dir), {"--device = tpu:0"});
+  if (!cuda_available()) {
+    expect_one_line_error(run_cli("eval --ckpt " + ckpt + " --device cuda", tiny.dir), {"--device = cuda"});
+    expect_one_line_error(run_cli("train " + tiny_ini() + args_of(tiny.overrides("gpu")) + " --train.device=cuda",
+                                  tiny.dir),
+                          {"train.device = cuda"});
+    EXPECT_FALSE(fs::exists(tiny.dir.file("gpu")));
+  }
 }
 
 TEST(Cli, UnknownKey) {
