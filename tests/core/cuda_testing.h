@@ -4,7 +4,6 @@
 // starts with SKIP_WITHOUT_CUDA(), so it skips cleanly on a machine without a device.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -69,33 +68,6 @@ inline void expect_close(const Tensor& got, const Tensor& want, double rtol, dou
   if (bad)
     ADD_FAILURE() << what << ": " << bad << " of " << g.size() << " elements out of tolerance; first at " << first
                   << ": got " << g[first] << ", want " << w[first];
-}
-
-// max |a - b| <= rtol * max |b| over the finite entries of b (relative to the
-// tensor's scale: entries that cancel to near zero need no digits they never
-// had); a non-finite entry of b (lse = -inf) must be matched exactly.
-inline ::testing::AssertionResult close_to_scale(const Tensor& a, const Tensor& b, double rtol, const char* what) {
-  if (a.shape() != b.shape())
-    return ::testing::AssertionFailure() << what << ": shapes " << a.str() << " vs " << b.str();
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double scale = 0, err = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    if (!std::isfinite(y[i])) {
-      if (!(x[i] == y[i]))
-        return ::testing::AssertionFailure() << what << ": at " << i << " got " << x[i] << ", want " << y[i];
-      continue;
-    }
-    scale = std::max(scale, std::fabs(y[i]));
-    double e = std::fabs(x[i] - y[i]);
-    if (!(e <= err)) {  // also catches NaN
-      err = e;
-      at = i;
-    }
-  }
-  if (err <= rtol * std::max(scale, 1e-30)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max error " << err << " at " << at << " (" << x[at] << " vs "
-                                       << y[at] << "), scale " << scale << ", rtol " << rtol;
 }
 
 inline std::string tag(const char* op, DType dt) { return std::string(op) + " " + dtype_name(dt); }

@@ -14,40 +14,19 @@
 #include <vector>
 
 #include "core/cuda_testing.h"
+#include "core/flash_testing.h"
 #include "core/ops.h"
 #include "test_helpers.h"
 
 using namespace attnlab;
 using namespace attnlab::cuda_testing;
+using namespace attnlab::flash_testing;
 using attnlab::testing::randn;
 using attnlab::testing::throws_error;
 
 namespace {
 
-struct Shapes {
-  int64_t B, H, Hkv, Tq, Tk, D, Dv, q_offset;
-};
-
-std::string describe(const Shapes& s, const FlashAttentionParams& p, DType t) {
-  return detail::cat(dtype_name(t), " B=", s.B, " H=", s.H, " Hkv=", s.Hkv, " Tq=", s.Tq, " Tk=", s.Tk, " D=", s.D,
-                     " Dv=", s.Dv, " ", p.str());
-}
-
 double rtol_for(DType t) { return t == DType::f64 ? 1e-12 : t == DType::f32 ? 2e-5 : 3e-2; }
-
-struct Results {
-  Tensor out, lse, entropy, sink_mass, dq, dk, dv;
-};
-
-// Forward, then backward from dout = g (and dentropy = dh when defined), on
-// whatever device the inputs are on.
-Results run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const Tensor& dh,
-        const FlashAttentionParams& p) {
-  ops::FlashAttentionOut f = ops::flash_attention(q, k, v, p);
-  ops::FlashAttentionGrads gr =
-      ops::flash_attention_backward(q, k, v, f.out, f.lse, g, p, dh.defined() ? f.entropy : Tensor(), dh);
-  return {f.out, f.lse, f.entropy, f.sink_mass, gr.dq, gr.dk, gr.dv};
-}
 
 struct Inputs {
   Tensor q, k, v, g, dh;  // f64 on the CPU; dh undefined unless the loss reads the entropy
@@ -80,38 +59,11 @@ void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt
   EXPECT_EQ(got.out.dtype(), dt);
   // The entropy's gradient adds terms of both signs: a little more room in f32.
   const double tol = rtol_for(dt), grad_tol = with_dh && dt == DType::f32 ? 5 * tol : tol;
-  EXPECT_TRUE(close_to_scale(got.out, want.out, tol, "out"));
   if (p.score == FlashScore::softmax) {
     EXPECT_EQ(got.lse.dtype(), dt == DType::bf16 ? DType::f32 : dt);
-    // bf16: the GPU's lse is f32 from rounded inputs, as the CPU's: as tight as f32 but for the scores' sums.
-    EXPECT_TRUE(close_to_scale(got.lse, want.lse, dt == DType::bf16 ? 1e-4 : tol, "lse"));
   }
-  if (p.entropy) {
-    EXPECT_TRUE(close_to_scale(got.entropy, want.entropy, tol, "entropy"));
-  }
-  if (p.sink_mass) {
-    EXPECT_TRUE(close_to_scale(got.sink_mass, want.sink_mass, tol, "sink_mass"));
-  }
-  EXPECT_TRUE(close_to_scale(got.dq, want.dq, grad_tol, "dq"));
-  EXPECT_TRUE(close_to_scale(got.dk, want.dk, grad_tol, "dk"));
-  EXPECT_TRUE(close_to_scale(got.dv, want.dv, grad_tol, "dv"));
+  expect_results_close(got, want, p, dt, tol, grad_tol);
 }
-
-FlashAttentionParams params(FlashMask mask, bool alibi, bool softcap, FlashScore score, int64_t H, int64_t q_offset) {
-  FlashAttentionParams p;
-  p.mask = mask;
-  p.window = 9;
-  p.sinks = 3;
-  p.score = score;
-  p.q_offset = q_offset;
-  if (score == FlashScore::sigmoid) p.sigmoid_bias = -1.5;
-  if (alibi)
-    for (int64_t h = 0; h < H; ++h) p.alibi_slopes.push_back(std::pow(2.0, -1.0 - static_cast<double>(h)));
-  if (softcap) p.softcap = 2.5;
-  return p;
-}
-
-const FlashMask kMasks[] = {FlashMask::none, FlashMask::causal, FlashMask::window, FlashMask::sinks};
 
 const Shapes kShapes[] = {
     {2, 4, 2, 70, 70, 5, 7, 0},      // GQA, T = 2 * 32 + 6: full and partial tiles, Dv != D

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "core/attention_params.h"
-#include "core/cuda_testing.h"
 #include "core/cpu/cpu_ops.h"
+#include "core/flash_testing.h"
 #include "core/ops.h"
 #include "core/tensor.h"
 #include "test_helpers.h"
@@ -29,15 +29,11 @@
 
 using namespace attnlab;
 using namespace attnlab::cuda::flash;
-using attnlab::cuda_testing::close_to_scale;
+using namespace attnlab::flash_testing;
 using attnlab::cuda::compute_t;
 using attnlab::testing::randn;
 
 namespace {
-
-struct Shapes {
-  int64_t B, H, Hkv, Tq, Tk, D, Dv, q_offset;
-};
 
 template <class F>
 void with_cols(int64_t width, F&& f) {  // flash_launch.h's dispatch_cols, which needs the CUDA runtime
@@ -48,10 +44,6 @@ void with_cols(int64_t width, F&& f) {  // flash_launch.h's dispatch_cols, which
     default: return f.template operator()<64>();
   }
 }
-
-struct Results {
-  Tensor out, lse, entropy, sink_mass, dq, dk, dv;
-};
 
 // flash_attention.cu's and flash_attention_backward.cu's launchers, on the
 // emulator; `mma`: the tensor-core kernels (bf16, head dims 64 or 128).
@@ -147,58 +139,26 @@ Results emulate(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
 // on the same rounded inputs).
 void expect_matches_cpu(const Shapes& s, const FlashAttentionParams& p, DType dt, uint64_t seed, bool with_dh,
                         bool mma = false) {
-  SCOPED_TRACE(detail::cat(mma ? "tensor cores " : "", dtype_name(dt), " B=", s.B, " H=", s.H, " Hkv=", s.Hkv, " Tq=", s.Tq, " Tk=", s.Tk,
-                           " D=", s.D, " Dv=", s.Dv, " ", p.str(), with_dh ? " +dentropy" : ""));
+  SCOPED_TRACE(detail::cat(mma ? "tensor cores " : "", describe(s, p, dt), with_dh ? " +dentropy" : ""));
   const DType ref_dt = dt == DType::bf16 ? DType::f32 : dt;
   auto make = [&](const Shape& shape, uint64_t sd) { return randn(shape, sd).to(dt); };
   const Tensor q = make({s.B, s.H, s.Tq, s.D}, seed), k = make({s.B, s.Hkv, s.Tk, s.D}, seed + 1),
                v = make({s.B, s.Hkv, s.Tk, s.Dv}, seed + 2), g = make({s.B, s.H, s.Tq, s.Dv}, seed + 3),
                dh = with_dh ? make({s.B, s.H, s.Tq}, seed + 4) : Tensor();
   Results got;
-  auto run = [&]<class T>() {
+  auto emulate_as = [&]<class T>() {
     got = p.score == FlashScore::softmax ? emulate<T, FlashScore::softmax>(q, k, v, g, dh, p, mma)
                                          : emulate<T, FlashScore::sigmoid>(q, k, v, g, dh, p, mma);
   };
-  if (dt == DType::f64) run.template operator()<double>();
-  else if (dt == DType::f32) run.template operator()<float>();
-  else run.template operator()<bf16>();
+  if (dt == DType::f64) emulate_as.template operator()<double>();
+  else if (dt == DType::f32) emulate_as.template operator()<float>();
+  else emulate_as.template operator()<bf16>();
 
-  const Tensor rq = q.to(ref_dt), rk = k.to(ref_dt), rv = v.to(ref_dt), rg = g.to(ref_dt);
-  ops::FlashAttentionOut want = ops::flash_attention(rq, rk, rv, p);
-  ops::FlashAttentionGrads wg = ops::flash_attention_backward(
-      rq, rk, rv, want.out, want.lse, rg, p, with_dh ? want.entropy : Tensor(), with_dh ? dh.to(ref_dt) : Tensor());
+  const Results want =
+      run(q.to(ref_dt), k.to(ref_dt), v.to(ref_dt), g.to(ref_dt), with_dh ? dh.to(ref_dt) : Tensor(), p);
   const double tol = dt == DType::f64 ? 1e-12 : dt == DType::f32 ? 2e-5 : 3e-2;
-  EXPECT_TRUE(close_to_scale(got.out, want.out, tol, "out"));
-  if (p.score == FlashScore::softmax) {
-    EXPECT_TRUE(close_to_scale(got.lse, want.lse, dt == DType::bf16 ? 1e-4 : tol, "lse"));
-  }
-  if (p.entropy) {
-    EXPECT_TRUE(close_to_scale(got.entropy, want.entropy, tol, "entropy"));
-  }
-  if (p.sink_mass) {
-    EXPECT_TRUE(close_to_scale(got.sink_mass, want.sink_mass, tol, "sink_mass"));
-  }
-  EXPECT_TRUE(close_to_scale(got.dq, wg.dq, tol, "dq"));
-  EXPECT_TRUE(close_to_scale(got.dk, wg.dk, tol, "dk"));
-  EXPECT_TRUE(close_to_scale(got.dv, wg.dv, tol, "dv"));
+  expect_results_close(got, want, p, dt, tol, tol);
 }
-
-FlashAttentionParams params(FlashMask mask, bool biased, FlashScore score, int64_t H, int64_t q_offset) {
-  FlashAttentionParams p;
-  p.mask = mask;
-  p.window = 9;
-  p.sinks = 3;
-  p.score = score;
-  p.q_offset = q_offset;
-  if (score == FlashScore::sigmoid) p.sigmoid_bias = -1.5;
-  if (biased) {
-    for (int64_t h = 0; h < H; ++h) p.alibi_slopes.push_back(std::pow(2.0, -1.0 - static_cast<double>(h)));
-    p.softcap = 2.5;
-  }
-  return p;
-}
-
-const FlashMask kMasks[] = {FlashMask::none, FlashMask::causal, FlashMask::window, FlashMask::sinks};
 
 // GQA (2 query heads per kv head), Dv != D, Tq != Tk with an offset, tiles of
 // 32 with partial ones at both ends.
@@ -210,7 +170,7 @@ TEST(CudaFlashEmulated, SoftmaxWithEntropyMatchesCpuForEveryMask) {
   uint64_t seed = 10;
   for (FlashMask mask : kMasks)
     for (bool biased : {false, true}) {
-      FlashAttentionParams p = params(mask, biased, FlashScore::softmax, kGrouped.H, kGrouped.q_offset);
+      FlashAttentionParams p = params(mask, biased, biased, FlashScore::softmax, kGrouped.H, kGrouped.q_offset);
       p.entropy = p.sink_mass = true;
       expect_matches_cpu(kGrouped, p, DType::f64, seed += 8, true);
     }
@@ -220,15 +180,15 @@ TEST(CudaFlashEmulated, PlainSoftmaxAndSigmoidMatchCpu) {
   uint64_t seed = 200;
   for (FlashMask mask : {FlashMask::causal, FlashMask::sinks})
     for (FlashScore score : {FlashScore::softmax, FlashScore::sigmoid})
-      expect_matches_cpu(kGrouped, params(mask, true, score, kGrouped.H, kGrouped.q_offset), DType::f64, seed += 8,
-                         false);
-  expect_matches_cpu(kGrouped, params(FlashMask::window, false, FlashScore::sigmoid, kGrouped.H, 5), DType::f32, 300,
-                     false);
+      expect_matches_cpu(kGrouped, params(mask, true, true, score, kGrouped.H, kGrouped.q_offset), DType::f64,
+                         seed += 8, false);
+  expect_matches_cpu(kGrouped, params(FlashMask::window, false, false, FlashScore::sigmoid, kGrouped.H, 5), DType::f32,
+                     300, false);
 }
 
 // Decode: 3 queries after 67 cached keys; a window that skips whole key tiles.
 TEST(CudaFlashEmulated, DecodeWithSkippedTilesMatchesCpu) {
-  FlashAttentionParams p = params(FlashMask::sinks, true, FlashScore::softmax, 2, 67);
+  FlashAttentionParams p = params(FlashMask::sinks, true, true, FlashScore::softmax, 2, 67);
   p.window = 20;
   p.entropy = p.sink_mass = true;
   expect_matches_cpu({1, 2, 1, 3, 70, 8, 8, 67}, p, DType::f64, 400, true);
@@ -236,20 +196,20 @@ TEST(CudaFlashEmulated, DecodeWithSkippedTilesMatchesCpu) {
 
 // Heads wider than one block's 256 columns: out, dK, dV, dQ over 2 blocks along y.
 TEST(CudaFlashEmulated, WideHeadsSplitOverBlocksMatchCpu) {
-  FlashAttentionParams p = params(FlashMask::causal, true, FlashScore::softmax, 1, 0);
+  FlashAttentionParams p = params(FlashMask::causal, true, true, FlashScore::softmax, 1, 0);
   p.entropy = true;
   expect_matches_cpu({1, 1, 1, 5, 6, 260, 300, 0}, p, DType::f64, 500, true);
 }
 
 TEST(CudaFlashEmulated, Bf16MatchesCpuLoosely) {
-  FlashAttentionParams p = params(FlashMask::sinks, true, FlashScore::softmax, kGrouped.H, kGrouped.q_offset);
+  FlashAttentionParams p = params(FlashMask::sinks, true, true, FlashScore::softmax, kGrouped.H, kGrouped.q_offset);
   p.entropy = p.sink_mass = true;
   expect_matches_cpu(kGrouped, p, DType::bf16, 600, true);
 }
 
 // Rows whose window holds no key: out 0, lse -inf, zero gradients.
 TEST(CudaFlashEmulated, RowsWithoutKeysMatchCpu) {
-  FlashAttentionParams p = params(FlashMask::window, false, FlashScore::softmax, 1, 6);
+  FlashAttentionParams p = params(FlashMask::window, false, false, FlashScore::softmax, 1, 6);
   p.window = 3;  // positions 6, 7: windows (3, 6] and (4, 7]; keys 0..4
   p.entropy = p.sink_mass = true;
   expect_matches_cpu({1, 1, 1, 2, 5, 3, 3, 6}, p, DType::f64, 700, true);
@@ -263,7 +223,7 @@ TEST(CudaFlashEmulated, TensorCoreKernelsMatchCpuForEveryMask) {
   uint64_t seed = 800;
   for (FlashMask mask : kMasks)
     for (bool biased : {false, true}) {
-      FlashAttentionParams p = params(mask, biased, FlashScore::softmax, 2, 4);
+      FlashAttentionParams p = params(mask, biased, biased, FlashScore::softmax, 2, 4);
       p.entropy = p.sink_mass = true;
       expect_matches_cpu({1, 2, 1, 70, 74, 64, 64, 4}, p, DType::bf16, seed += 8, true, true);
     }
@@ -273,14 +233,14 @@ TEST(CudaFlashEmulated, TensorCoreKernelsCoverEveryHeadDimPairAndSigmoid) {
   uint64_t seed = 900;
   const Shapes shapes[] = {{1, 2, 2, 9, 133, 128, 64, 124}, {1, 1, 1, 40, 40, 64, 128, 0}, {1, 1, 1, 17, 20, 128, 128, 3}};
   for (const Shapes& s : shapes) {
-    FlashAttentionParams p = params(FlashMask::sinks, true, FlashScore::softmax, s.H, s.q_offset);
+    FlashAttentionParams p = params(FlashMask::sinks, true, true, FlashScore::softmax, s.H, s.q_offset);
     p.entropy = p.sink_mass = true;
     expect_matches_cpu(s, p, DType::bf16, seed += 8, true, true);
-    expect_matches_cpu(s, params(FlashMask::causal, true, FlashScore::sigmoid, s.H, s.q_offset), DType::bf16,
+    expect_matches_cpu(s, params(FlashMask::causal, true, true, FlashScore::sigmoid, s.H, s.q_offset), DType::bf16,
                        seed += 8, false, true);
   }
   // Rows whose window holds no key (every key tile skipped): out 0, lse -inf.
-  FlashAttentionParams p = params(FlashMask::window, false, FlashScore::softmax, 1, 6);
+  FlashAttentionParams p = params(FlashMask::window, false, false, FlashScore::softmax, 1, 6);
   p.window = 3;
   p.entropy = p.sink_mass = true;
   expect_matches_cpu({1, 1, 1, 2, 5, 64, 64, 6}, p, DType::bf16, seed += 8, true, true);

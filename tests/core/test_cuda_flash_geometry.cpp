@@ -12,6 +12,7 @@
 
 #include "core/cuda/flash_geometry.h"
 #include "core/flash_mask.h"
+#include "core/flash_testing.h"
 #include "test_helpers.h"
 
 using namespace attnlab;
@@ -20,22 +21,11 @@ using attnlab::flash::classify;
 using attnlab::flash::key_range;
 using attnlab::flash::mask_spec;
 using attnlab::flash::TileKind;
+using attnlab::flash_testing::hidden;
+using attnlab::flash_testing::kMasks;
 using attnlab::testing::throws_error;
 
 namespace {
-
-const FlashMask kMasks[] = {FlashMask::none, FlashMask::causal, FlashMask::window, FlashMask::sinks};
-
-// Whether position pos may not see key j, from the definitions in core/attention_params.h.
-bool hidden(const FlashAttentionParams& p, int64_t pos, int64_t j) {
-  switch (p.mask) {
-    case FlashMask::none: return false;
-    case FlashMask::causal: return j > pos;
-    case FlashMask::window: return j > pos || j <= pos - p.window;
-    case FlashMask::sinks: return j > pos || (j >= p.sinks && j <= pos - p.window);
-  }
-  return false;
-}
 
 FlashAttentionParams mask_params(FlashMask mask, int64_t window, int64_t sinks) {
   FlashAttentionParams p;

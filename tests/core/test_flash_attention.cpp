@@ -13,26 +13,16 @@
 #include "autograd/attention.h"
 #include "autograd/functions.h"
 #include "core/cpu/cpu_ops.h"
+#include "core/flash_testing.h"
 #include "core/ops.h"
 #include "core/test_helpers.h"
 
 using namespace attnlab;
+using namespace attnlab::flash_testing;
 using attnlab::testing::randn;
 using attnlab::testing::values;
 
 namespace {
-
-// Whether query position pos may not see key j, written from the definitions
-// in core/attention_params.h (independently of the kernel's interval form).
-bool hidden(const FlashAttentionParams& p, int64_t pos, int64_t j) {
-  switch (p.mask) {
-    case FlashMask::none: return false;
-    case FlashMask::causal: return j > pos;
-    case FlashMask::window: return j > pos || j <= pos - p.window;
-    case FlashMask::sinks: return j > pos || (j >= p.sinks && j <= pos - p.window);
-  }
-  return false;
-}
 
 Tensor hide_mask(const FlashAttentionParams& p, int64_t Tq, int64_t Tk) {
   std::vector<int32_t> m(static_cast<size_t>(Tq * Tk));
@@ -82,36 +72,6 @@ Var reference_entropy(const Var& a) {
   return ag::neg(ag::sum_last(ag::mul(a, ag::log(ag::add_scalar(a, tiny)))));
 }
 
-struct Shapes {
-  int64_t B, H, Hkv, Tq, Tk, D, Dv, q_offset;
-};
-
-std::string describe(const Shapes& s, const FlashAttentionParams& p, DType t) {
-  return detail::cat(dtype_name(t), " B=", s.B, " H=", s.H, " Hkv=", s.Hkv, " Tq=", s.Tq, " Tk=", s.Tk, " D=", s.D,
-                     " Dv=", s.Dv, " ", p.str());
-}
-
-// max |a - b| <= rtol * max |b|: relative to the tensor's scale, so entries
-// that cancel to near zero do not need digits they never had.
-::testing::AssertionResult close(const Tensor& a, const Tensor& b, double rtol, const char* what) {
-  if (a.shape() != b.shape())
-    return ::testing::AssertionFailure() << what << ": shapes " << a.str() << " vs " << b.str();
-  std::vector<double> x = values(a), y = values(b);
-  double scale = 0, err = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    scale = std::max(scale, std::fabs(y[i]));
-    double e = std::fabs(x[i] - y[i]);
-    if (!(e <= err)) {  // also catches NaN
-      err = e;
-      at = i;
-    }
-  }
-  if (err <= rtol * std::max(scale, 1e-30)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max error " << err << " at " << at << " (" << x[at]
-                                       << " vs " << y[at] << "), scale " << scale << ", rtol " << rtol;
-}
-
 double rtol_for(DType t) { return t == DType::f64 ? 1e-12 : 1e-5; }
 
 struct Result {
@@ -140,26 +100,11 @@ void expect_matches_reference(const Shapes& s, const FlashAttentionParams& p, DT
   Inputs in = inputs(s, t, seed);
   Result f = run(true, in.q, in.k, in.v, in.g, p), r = run(false, in.q, in.k, in.v, in.g, p);
   double tol = rtol_for(t);
-  EXPECT_TRUE(close(f.out, r.out, tol, "out"));
-  EXPECT_TRUE(close(f.dq, r.dq, tol, "dq"));
-  EXPECT_TRUE(close(f.dk, r.dk, tol, "dk"));
-  EXPECT_TRUE(close(f.dv, r.dv, tol, "dv"));
+  EXPECT_TRUE(close_to_scale(f.out, r.out, tol, "out"));
+  EXPECT_TRUE(close_to_scale(f.dq, r.dq, tol, "dq"));
+  EXPECT_TRUE(close_to_scale(f.dk, r.dk, tol, "dk"));
+  EXPECT_TRUE(close_to_scale(f.dv, r.dv, tol, "dv"));
 }
-
-FlashAttentionParams params(FlashMask mask, bool alibi, bool softcap, FlashScore score, int64_t H) {
-  FlashAttentionParams p;
-  p.mask = mask;
-  p.window = 9;
-  p.sinks = 3;
-  p.score = score;
-  if (score == FlashScore::sigmoid) p.sigmoid_bias = -1.5;
-  if (alibi)
-    for (int64_t h = 0; h < H; ++h) p.alibi_slopes.push_back(std::pow(2.0, -1.0 - static_cast<double>(h)));
-  if (softcap) p.softcap = 2.5;
-  return p;
-}
-
-const FlashMask kMasks[] = {FlashMask::none, FlashMask::causal, FlashMask::window, FlashMask::sinks};
 
 }  // namespace
 
@@ -225,9 +170,9 @@ TEST(FlashAttention, BackwardSchedulesAgree) {
     for (auto sched : {cpu::FlashBackwardSchedule::per_kv_head, cpu::FlashBackwardSchedule::two_pass}) {
       Tensor dq = Tensor::empty_like(in.q), dk = Tensor::empty_like(in.k), dv = Tensor::empty_like(in.v);
       cpu::flash_attention_backward(in.q, in.k, in.v, fwd.out, fwd.lse, in.g, p, dq, dk, dv, sched);
-      EXPECT_TRUE(close(dq, r.dq, 1e-12, "dq"));
-      EXPECT_TRUE(close(dk, r.dk, 1e-12, "dk"));
-      EXPECT_TRUE(close(dv, r.dv, 1e-12, "dv"));
+      EXPECT_TRUE(close_to_scale(dq, r.dq, 1e-12, "dq"));
+      EXPECT_TRUE(close_to_scale(dk, r.dk, 1e-12, "dk"));
+      EXPECT_TRUE(close_to_scale(dv, r.dv, 1e-12, "dv"));
       if (dk0.defined()) {
         EXPECT_EQ(values(dk), values(dk0));
       }
@@ -285,10 +230,10 @@ TEST(FlashAttention, GroupedEqualsRepeatedHeads) {
   FlashAttentionParams p = params(FlashMask::causal, false, false, FlashScore::softmax, H);
   Result gqa = run(true, in.q, in.k, in.v, in.g, p);
   Result mha = run(true, in.q, repeat(in.k), repeat(in.v), in.g, p);
-  EXPECT_TRUE(close(gqa.out, mha.out, 1e-14, "out"));
-  EXPECT_TRUE(close(gqa.dq, mha.dq, 1e-14, "dq"));
+  EXPECT_TRUE(close_to_scale(gqa.out, mha.out, 1e-14, "out"));
+  EXPECT_TRUE(close_to_scale(gqa.dq, mha.dq, 1e-14, "dq"));
   Tensor dk_sum = ops::sum_last(ops::transpose(mha.dk.reshape({B, Hkv, G, T, D}), 2, 4)).reshape({B, Hkv, D, T});
-  EXPECT_TRUE(close(gqa.dk, ops::transpose(dk_sum, 2, 3), 1e-13, "dk"));
+  EXPECT_TRUE(close_to_scale(gqa.dk, ops::transpose(dk_sum, 2, 3), 1e-13, "dk"));
 }
 
 TEST(FlashAttention, ZeroAlibiSlopesAreNoBias) {
@@ -307,9 +252,9 @@ TEST(FlashAttention, HugeSoftcapIsNoSoftcap) {
   FlashAttentionParams plain = params(FlashMask::causal, false, false, FlashScore::softmax, s.H), capped = plain;
   capped.softcap = 1e8;
   Result a = run(true, in.q, in.k, in.v, in.g, plain), b = run(true, in.q, in.k, in.v, in.g, capped);
-  EXPECT_TRUE(close(b.out, a.out, 1e-12, "out"));
-  EXPECT_TRUE(close(b.dq, a.dq, 1e-12, "dq"));
-  EXPECT_TRUE(close(b.dk, a.dk, 1e-12, "dk"));
+  EXPECT_TRUE(close_to_scale(b.out, a.out, 1e-12, "out"));
+  EXPECT_TRUE(close_to_scale(b.dq, a.dq, 1e-12, "dq"));
+  EXPECT_TRUE(close_to_scale(b.dk, a.dk, 1e-12, "dk"));
 }
 
 // The running entropy sum equals -sum p log p of the materialised softmax.
@@ -339,8 +284,8 @@ TEST(FlashAttention, EntropyMatchesMaterialisedSoftmax) {
         }
         want[r] = h;
       }
-      EXPECT_TRUE(close(entropy, Tensor::from(want, {1, 4, 90}), t == DType::f64 ? 1e-12 : 1e-5, "entropy"));
-      EXPECT_TRUE(close(out.data(), reference(Var(in.q), Var(in.k), Var(in.v), p).data(), rtol_for(t), "out"));
+      EXPECT_TRUE(close_to_scale(entropy, Tensor::from(want, {1, 4, 90}), t == DType::f64 ? 1e-12 : 1e-5, "entropy"));
+      EXPECT_TRUE(close_to_scale(out.data(), reference(Var(in.q), Var(in.k), Var(in.v), p).data(), rtol_for(t), "out"));
     }
 }
 
@@ -378,13 +323,13 @@ TEST(FlashAttention, EntropyGradientMatchesMaterialised) {
             Var out = reference(rq, rk, rv, p);
             loss(out, H).backward();
             const double tol = t == DType::f64 ? 1e-11 : 2e-4;
-            EXPECT_TRUE(close(f.entropy.data(), H.data(), tol, "entropy"));
+            EXPECT_TRUE(close_to_scale(f.entropy.data(), H.data(), tol, "entropy"));
             Tensor sink = ag::reshape(ag::narrow(a, 4, 0, 1), {sh.B, sh.H, sh.Tq}).data();
-            EXPECT_TRUE(close(f.sink_mass, sink, rtol_for(t), "sink_mass"));
-            EXPECT_TRUE(close(fq.grad(), rq.grad(), tol, "dq"));
-            EXPECT_TRUE(close(fk.grad(), rk.grad(), tol, "dk"));
+            EXPECT_TRUE(close_to_scale(f.sink_mass, sink, rtol_for(t), "sink_mass"));
+            EXPECT_TRUE(close_to_scale(fq.grad(), rq.grad(), tol, "dq"));
+            EXPECT_TRUE(close_to_scale(fk.grad(), rk.grad(), tol, "dk"));
             if (use_out) {
-              EXPECT_TRUE(close(fv.grad(), rv.grad(), tol, "dv"));
+              EXPECT_TRUE(close_to_scale(fv.grad(), rv.grad(), tol, "dv"));
             }
           }
         }
