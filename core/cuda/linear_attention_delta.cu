@@ -54,11 +54,7 @@ void delta_rule_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const
   const ChunkDims dm = chunk_dims(q, v, g, chunk);
   check_scalar_gates(dm, g, "delta_rule_chunked");
   const int64_t N = sequences(q);
-  if (dm.T == 0) {
-    if (state0.defined()) cuda::copy(state, state0);
-    else cuda::fill(state, 0.0);
-    return;
-  }
+  if (dm.T == 0) return pass_initial_state(state0, state);
   if (N == 0) return;
   if (q.dtype() == DType::bf16) {
     Tensor o32 = f32_like(o), s32 = f32_like(state);

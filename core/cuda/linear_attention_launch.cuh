@@ -108,6 +108,12 @@ const R* ptr_or_null(const Tensor& t) {
   return t.defined() ? static_cast<const R*>(t.raw_data()) : nullptr;
 }
 
+// An empty sequence (T = 0): the final state is the initial one, or zeros.
+inline void pass_initial_state(const Tensor& state0, Tensor& state) {
+  if (state0.defined()) cuda::copy(state, state0);
+  else cuda::fill(state, 0.0);
+}
+
 // bf16 runs in f32: inputs widened once, outputs narrowed once (the kernels
 // keep per-chunk products and the state in the compute type anyway).
 inline Tensor widened(const Tensor& t) { return t.defined() ? t.to(DType::f32) : Tensor(); }
