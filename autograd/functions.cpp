@@ -6,7 +6,22 @@
 namespace attnlab::ag {
 
 namespace {
+
 bool needs(const Var& v) { return v.requires_grad(); }
+
+// Autocast's rule for a GEMM's operands (autograd/autocast.h): under bf16
+// autocast f32 operands and incoming gradients are rounded to bf16 and every
+// product accumulates in f32; otherwise the plain matmul.
+struct GemmPrecision {
+  bool mixed;
+  GemmPrecision(const Tensor& a, const Tensor& b)
+      : mixed(autocast_bf16() && a.dtype() == DType::f32 && b.dtype() == DType::f32) {}
+  Tensor operand(const Tensor& t) const { return mixed ? t.to(DType::bf16) : t; }
+  Tensor mm(const Tensor& x, const Tensor& y, bool tx = false, bool ty = false) const {
+    return mixed ? ops::matmul_bf16_f32(x, y, tx, ty) : ops::matmul(x, y, tx, ty);
+  }
+};
+
 }  // namespace
 
 // C = op(A) op(B); for each transpose case the adjoint is again a product.
@@ -17,27 +32,24 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
   bool shared_b = B.dim() == 2 && A.dim() > 2;
   ATTNLAB_CHECK(!(shared_b && ta), "matmul: a transposed batched a with a shared 2-D b is not supported (",
                 A.str(), ", ", B.str(), ")");
-  const bool mixed = autocast_bf16() && A.dtype() == DType::f32 && B.dtype() == DType::f32;
-  if (mixed) A = A.to(DType::bf16), B = B.to(DType::bf16);  // saved for the backward at half the bytes
-  auto mm = [mixed](const Tensor& x, const Tensor& y, bool tx = false, bool ty = false) {
-    return mixed ? ops::matmul_bf16_f32(x, y, tx, ty) : ops::matmul(x, y, tx, ty);
-  };
-  return make_result(mm(A, B, ta, tb), "matmul", {a, b}, [=, na = needs(a), nb = needs(b)](const Tensor& dc) {
-    const Tensor g = mixed ? dc.to(DType::bf16) : dc;
+  const GemmPrecision pr(A, B);
+  A = pr.operand(A), B = pr.operand(B);  // saved for the backward (bf16: at half the bytes)
+  return make_result(pr.mm(A, B, ta, tb), "matmul", {a, b}, [=, na = needs(a), nb = needs(b)](const Tensor& dc) {
+    const Tensor g = pr.operand(dc);
     Tensor da, db;
     if (na) {
-      if (!ta) da = tb ? mm(g, B) : mm(g, B, false, true);
-      else da = tb ? mm(B, g, true, true) : mm(B, g, false, true);
+      if (!ta) da = tb ? pr.mm(g, B) : pr.mm(g, B, false, true);
+      else da = tb ? pr.mm(B, g, true, true) : pr.mm(B, g, false, true);
     }
     if (nb) {
       if (shared_b) {
         // One GEMM over the folded batch gives the batch sum directly.
         Tensor A2 = A.reshape({-1, A.size(-1)}), g2 = g.reshape({-1, g.size(-1)});
-        db = tb ? mm(g2, A2, true, false) : mm(A2, g2, true, false);
+        db = tb ? pr.mm(g2, A2, true, false) : pr.mm(A2, g2, true, false);
       } else if (!ta) {
-        db = tb ? mm(g, A, true, false) : mm(A, g, true, false);
+        db = tb ? pr.mm(g, A, true, false) : pr.mm(A, g, true, false);
       } else {
-        db = tb ? mm(g, A, true, true) : mm(A, g);
+        db = tb ? pr.mm(g, A, true, true) : pr.mm(A, g);
       }
     }
     return std::vector<Tensor>{da, db};
@@ -46,8 +58,8 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
 
 Var linear(const Var& x, const Var& w, const Var& bias, bool gelu) {
   Tensor X = x.data(), W = w.data();
-  const bool mixed = autocast_bf16() && X.dtype() == DType::f32 && W.dtype() == DType::f32;
-  if (mixed) X = X.to(DType::bf16), W = W.to(DType::bf16);
+  const GemmPrecision pr(X, W);
+  X = pr.operand(X), W = pr.operand(W);
   const bool has_bias = bias.defined();
   ops::LinearOut r = ops::linear(X, W, has_bias ? bias.data() : Tensor(), gelu);
   std::vector<Var> inputs{x, w};
@@ -56,14 +68,11 @@ Var linear(const Var& x, const Var& w, const Var& bias, bool gelu) {
   return make_result(r.y, "linear", std::move(inputs),
                      [=, nx = needs(x), nw = needs(w), nb = has_bias && needs(bias)](const Tensor& dy) {
                        const Tensor dpre = gelu ? ops::unary_backward(UnaryOp::gelu_tanh, pre, dy) : dy;
-                       const Tensor g = mixed ? dpre.to(DType::bf16) : dpre;
-                       auto mm = [mixed](const Tensor& a, const Tensor& b, bool ta, bool tb) {
-                         return mixed ? ops::matmul_bf16_f32(a, b, ta, tb) : ops::matmul(a, b, ta, tb);
-                       };
+                       const Tensor g = pr.operand(dpre);
                        std::vector<Tensor> grads(has_bias ? 3 : 2);
-                       if (nx) grads[0] = mm(g, W, false, false);  // [..., out] @ [out, in]
+                       if (nx) grads[0] = pr.mm(g, W);  // [..., out] @ [out, in]
                        if (nw)  // one GEMM over the folded leading dims: [out, rows] @ [rows, in]
-                         grads[1] = mm(g.reshape({-1, g.size(-1)}), X.reshape({-1, X.size(-1)}), true, false);
+                         grads[1] = pr.mm(g.reshape({-1, g.size(-1)}), X.reshape({-1, X.size(-1)}), true, false);
                        if (nb) grads[2] = ops::sum_to(dpre, {W.size(0)});
                        return grads;
                      });
