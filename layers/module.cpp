@@ -160,4 +160,9 @@ DType Module::dtype() const {
   return ps.empty() ? DType::f32 : ps.front().second.dtype();
 }
 
+Device Module::device() const {
+  NamedParams ps = named_parameters();
+  return ps.empty() ? Device::cpu() : ps.front().second.device();
+}
+
 }  // namespace attnlab

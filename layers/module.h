@@ -70,7 +70,8 @@ class Module {
   // Gradients are dropped. Build optimizers after converting.
   void to(DType dtype);
   void to(Device device);
-  DType dtype() const;  // of the first parameter (f32 when there is none)
+  DType dtype() const;    // of the first parameter (f32 when there is none)
+  Device device() const;  // of the first parameter (the CPU when there is none)
 
  protected:
   // Registers a trainable parameter initialised with `init`; returns its handle.

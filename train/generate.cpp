@@ -32,7 +32,7 @@ std::vector<uint32_t> generate(GPT& model, const std::vector<uint32_t>& prompt, 
   NoGradGuard no_grad;
   model.eval();
   const int64_t block = model.config().block_size, vocab = model.config().vocab_size;
-  const Device device = model.named_parameters().front().second.device();
+  const Device device = model.device();
   std::vector<uint32_t> seq = prompt;
   GPTCache cache = model.new_cache();
   auto feed = [&](size_t from) {
